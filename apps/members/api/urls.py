@@ -1,0 +1,7 @@
+from django.urls import path
+
+from apps.members.api import views
+
+urlpatterns = [
+    path("me/", views.MeView.as_view(), name="api-me"),
+]

@@ -1,0 +1,117 @@
+"""Shared fixtures: API clients with tokens, and real processes (Celery) against the test database."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from rest_framework.test import APIClient
+
+from tests.factories import member_make, token_make
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache() -> Iterator[None]:
+    """Forget this process's cached keys (rate limits, throttles) after each test."""
+    yield
+    import redis
+
+    prefix = settings.CACHES["default"].get("KEY_PREFIX")
+    if prefix:
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        keys = list(client.scan_iter(f"{prefix}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+
+
+@pytest.fixture
+def member(db):
+    return member_make()
+
+
+@pytest.fixture
+def api(member) -> APIClient:
+    """An API client authenticated with the member's personal access token."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token_make(member)}")
+    return client
+
+
+def bearer(key: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    return client
+
+
+def test_database_url() -> str:
+    """The URL of the database pytest-django created, for processes started by a test."""
+    db = connection.settings_dict
+    user = db.get("USER") or "postgres"
+    host = db.get("HOST") or "127.0.0.1"
+    port = db.get("PORT") or 5432
+    return f"postgres://{user}@{host}:{port}/{db['NAME']}"
+
+
+def process_env(**extra: str) -> dict[str, str]:
+    env = os.environ.copy()
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "energycoop.settings.test",
+            "DATABASE_URL": test_database_url(),
+            "REDIS_URL": settings.REDIS_URL,
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def celery_queue_name() -> str:
+    """A queue of this test's own, so leftovers of other runs never reach its worker."""
+    return f"test-{os.getpid()}-{time.monotonic_ns()}"
+
+
+@pytest.fixture
+def celery_worker_process(transactional_db, celery_queue_name) -> Iterator[subprocess.Popen]:
+    """A real Celery worker process on Redis and the test database (PostgreSQL)."""
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "celery", "-A", "energycoop.celery:app", "worker",
+            "--loglevel", "INFO", "--concurrency", "1", "--pool", "prefork",
+            "--queues", celery_queue_name, "--without-mingle", "--without-gossip",
+            "--hostname", f"{celery_queue_name}@%h",
+        ],
+        cwd=ROOT,
+        env=process_env(CELERY_TASK_DEFAULT_QUEUE=celery_queue_name),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def wait_for(predicate, *, timeout: float, interval: float = 0.2, message: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {message}")
