@@ -32,7 +32,7 @@ class Migration(migrations.Migration):
                 ('created_at', models.DateTimeField(auto_now_add=True)),
                 ('updated_at', models.DateTimeField(auto_now=True)),
                 ('name', models.CharField(max_length=100, unique=True)),
-                ('rated_power_w', models.PositiveBigIntegerField(help_text='Rating in W (kVA × 1000 at unity power factor).')),
+                ('rated_power_w', models.PositiveBigIntegerField(help_text='Rating in W (kVA x 1000 at unity power factor).')),
                 ('substation', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='transformers', to='grid.substation')),
             ],
             options={
@@ -61,7 +61,7 @@ class Migration(migrations.Migration):
                 ('updated_at', models.DateTimeField(auto_now=True)),
                 ('code', models.CharField(help_text="EAN or the coop's own code.", max_length=32, unique=True)),
                 ('address', models.CharField(blank=True, max_length=200)),
-                ('capacity_w', models.PositiveIntegerField(help_text='Connection capacity in W (e.g. 3×25 A ≈ 17,250 W).')),
+                ('capacity_w', models.PositiveIntegerField(help_text='Connection capacity in W (e.g. 3x25 A ≈ 17,250 W).')),
                 ('feeder', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='connection_points', to='grid.feeder')),
             ],
             options={
