@@ -1,1 +1,8 @@
-urlpatterns: list = []
+from django.urls import path
+
+from apps.meters.api import views
+
+urlpatterns = [
+    path("meters/<str:serial>/readings/", views.MeterReadingsView.as_view(), name="api-meter-readings"),
+    path("readings/bulk/", views.BulkReadingsView.as_view(), name="api-readings-bulk"),
+]

@@ -1,4 +1,4 @@
-"""Meters. Readings, interval energy and rollups arrive with the meter-data work."""
+"""Meters: serial, owner, connection point, role (main or sub) and a hashed device key."""
 
 from __future__ import annotations
 

@@ -1,0 +1,383 @@
+"""Set-based reads and writes of the meter-data tables for the ingest service.
+
+Two implementations of one small interface: on PostgreSQL, array parameters with LATERAL
+index look-ups and binary ``COPY`` straight into the tables (the ingest service holds a row
+lock on every meter it writes, so no other writer can race it, and the primary keys remain
+the safety net: a violation aborts the whole request); elsewhere (SQLite, the embedded
+default) portable ORM queries. Every query covers a whole request, never one reading.
+
+Times are integer epoch seconds (UTC) in and out, as in :mod:`apps.meters.vee`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import reduce
+from operator import or_
+
+from django.db import connection
+from django.db.models import Max, Min, Q
+
+from apps.meters.models import (
+    IntervalCorrection,
+    IntervalEnergy,
+    Meter,
+    Reading,
+    ReadingRejection,
+    RollupBacklog,
+)
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+# Portable queries OR together one condition per meter; SQLite limits expression depth.
+ORM_CHUNK = 200
+
+
+@dataclass(frozen=True, slots=True)
+class MeterInfo:
+    id: int
+    serial: str
+    installed_ts: int
+    removed_ts: int | None
+    bidirectional: bool
+    capacity_w: int
+
+
+def to_ts(value: dt.datetime) -> int:
+    return int((value - EPOCH).total_seconds())
+
+
+class _Instants(dict):
+    """epoch seconds -> aware datetime, built once per distinct instant."""
+
+    def __missing__(self, ts: int) -> dt.datetime:
+        value = EPOCH + dt.timedelta(seconds=ts)
+        self[ts] = value
+        return value
+
+
+def instants() -> _Instants:
+    return _Instants()
+
+
+def is_postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _chunks(items: Sequence, size: int = ORM_CHUNK) -> Iterable[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+# --- meters -------------------------------------------------------------------------------
+
+
+def meters_lock(*, ids: Sequence[int] = (), serials: Sequence[str] = ()) -> list[MeterInfo]:
+    """Lock the meters (by id or serial) in id order for this transaction and describe them."""
+    if is_postgres():
+        column, values = ("m.id", list(ids)) if ids else ("m.serial", list(serials))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT m.id, m.serial, m.installed_at, m.removed_at, m.bidirectional, cp.capacity_w "
+                "FROM meters_meter m JOIN grid_connectionpoint cp ON cp.id = m.connection_point_id "
+                f"WHERE {column} = ANY(%s) ORDER BY m.id FOR NO KEY UPDATE OF m",  # noqa: S608 - fixed column names
+                [values],
+            )
+            rows = cursor.fetchall()
+    else:
+        queryset = Meter.objects.filter(pk__in=ids) if ids else Meter.objects.filter(serial__in=serials)
+        rows = list(
+            queryset.select_for_update(of=("self",))
+            .order_by("pk")
+            .values_list("id", "serial", "installed_at", "removed_at", "bidirectional", "connection_point__capacity_w")
+        )
+    return [
+        MeterInfo(mid, serial, to_ts(installed), to_ts(removed) if removed else None, bidirectional, capacity)
+        for mid, serial, installed, removed, bidirectional, capacity in rows
+    ]
+
+
+# --- reads --------------------------------------------------------------------------------
+
+
+def readings_latest(*, meter_ids: Sequence[int]) -> dict[int, tuple[tuple[int, int, int] | None, int | None]]:
+    """Per meter: its latest stored reading ``(ts, import_wh, export_wh)`` and the start of its
+    latest stored interval (epoch seconds), each ``None`` when there is none."""
+    result: dict[int, tuple[tuple[int, int, int] | None, int | None]] = {}
+    if not meter_ids:
+        return result
+    if is_postgres():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT m.id, r.ts, r.import_wh, r.export_wh, e.interval_start "
+                "FROM unnest(%s::bigint[]) AS m(id) "
+                "LEFT JOIN LATERAL (SELECT ts, import_wh, export_wh FROM meters_reading "
+                "  WHERE meter_id = m.id ORDER BY ts DESC LIMIT 1) r ON true "
+                "LEFT JOIN LATERAL (SELECT interval_start FROM meters_intervalenergy "
+                "  WHERE meter_id = m.id ORDER BY interval_start DESC LIMIT 1) e ON true",
+                [list(meter_ids)],
+            )
+            rows = cursor.fetchall()
+        for mid, ts, imp, exp, last_start in rows:
+            result[mid] = ((to_ts(ts), imp, exp) if ts is not None else None, to_ts(last_start) if last_start else None)
+        return result
+    last_ts = dict(
+        Reading.objects.filter(meter_id__in=meter_ids).values("meter_id").annotate(m=Max("ts")).values_list(
+            "meter_id", "m"
+        )
+    )
+    last_start = dict(
+        IntervalEnergy.objects.filter(meter_id__in=meter_ids)
+        .values("meter_id")
+        .annotate(m=Max("interval_start"))
+        .values_list("meter_id", "m")
+    )
+    values = {
+        (mid, ts): (imp, exp)
+        for mid, ts, imp, exp in Reading.objects.filter(pk__in=list(last_ts.items())).values_list(
+            "meter_id", "ts", "import_wh", "export_wh"
+        )
+    } if last_ts else {}
+    for mid in meter_ids:
+        ts = last_ts.get(mid)
+        latest = (to_ts(ts), *values[(mid, ts)]) if ts is not None else None
+        start = last_start.get(mid)
+        result[mid] = (latest, to_ts(start) if start is not None else None)  # type: ignore[assignment]
+    return result
+
+
+def readings_around(*, pairs: Sequence[tuple[int, int]]) -> list[tuple[int, int, int, int]]:
+    """For each ``(meter_id, ts)``: the stored reading at ts, the nearest before and the nearest
+    after it, as ``(meter_id, ts, import_wh, export_wh)`` rows (without repeats)."""
+    if not pairs:
+        return []
+    found: set[tuple[int, int, int, int]] = set()
+    if is_postgres():
+        times = instants()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT x.meter_id, x.ts, x.import_wh, x.export_wh "
+                "FROM unnest(%s::bigint[], %s::timestamptz[]) AS q(meter_id, ts) "
+                "CROSS JOIN LATERAL ("
+                "  (SELECT meter_id, ts, import_wh, export_wh FROM meters_reading r "
+                "    WHERE r.meter_id = q.meter_id AND r.ts = q.ts) "
+                "  UNION ALL (SELECT meter_id, ts, import_wh, export_wh FROM meters_reading r "
+                "    WHERE r.meter_id = q.meter_id AND r.ts < q.ts ORDER BY r.ts DESC LIMIT 1) "
+                "  UNION ALL (SELECT meter_id, ts, import_wh, export_wh FROM meters_reading r "
+                "    WHERE r.meter_id = q.meter_id AND r.ts > q.ts ORDER BY r.ts LIMIT 1)"
+                ") x",
+                [[m for m, _ in pairs], [times[ts] for _, ts in pairs]],
+            )
+            for mid, ts, imp, exp in cursor.fetchall():
+                found.add((mid, to_ts(ts), imp, exp))
+        return sorted(found)
+    # Portable: per meter, every stored reading from the one before its earliest asked
+    # instant to the one after its latest (one query for each bound, one for the rows).
+    times = instants()
+    spans: dict[int, tuple[int, int]] = {}
+    for mid, ts in pairs:
+        lo, hi = spans.get(mid, (ts, ts))
+        spans[mid] = (min(lo, ts), max(hi, ts))
+    meter_ids = sorted(spans)
+    for chunk in _chunks(meter_ids):
+        below = dict(
+            Reading.objects.filter(reduce(or_, (Q(meter_id=m, ts__lt=times[spans[m][0]]) for m in chunk)))
+            .values("meter_id")
+            .annotate(b=Max("ts"))
+            .values_list("meter_id", "b")
+        )
+        above = dict(
+            Reading.objects.filter(reduce(or_, (Q(meter_id=m, ts__gt=times[spans[m][1]]) for m in chunk)))
+            .values("meter_id")
+            .annotate(a=Min("ts"))
+            .values_list("meter_id", "a")
+        )
+        ranges = Q()
+        for m in chunk:
+            lo = below.get(m) or times[spans[m][0]]
+            hi = above.get(m) or times[spans[m][1]]
+            ranges |= Q(meter_id=m, ts__gte=lo, ts__lte=hi)
+        for mid, ts, imp, exp in Reading.objects.filter(ranges).values_list("meter_id", "ts", "import_wh", "export_wh"):
+            found.add((mid, to_ts(ts), imp, exp))
+    return sorted(found)
+
+
+def intervals_in(*, ranges: Sequence[tuple[int, int, int]]) -> dict[tuple[int, int], tuple[int, int, bool]]:
+    """Stored interval energy of meter m with start in [lo, hi), for each ``(m, lo, hi)``."""
+    result: dict[tuple[int, int], tuple[int, int, bool]] = {}
+    if not ranges:
+        return result
+    times = instants()
+    if is_postgres():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT e.meter_id, e.interval_start, e.import_wh, e.export_wh, e.estimated "
+                "FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) AS q(meter_id, lo, hi) "
+                "JOIN meters_intervalenergy e ON e.meter_id = q.meter_id "
+                "AND e.interval_start >= q.lo AND e.interval_start < q.hi",
+                [[m for m, _, _ in ranges], [times[lo] for _, lo, _ in ranges], [times[hi] for _, _, hi in ranges]],
+            )
+            rows = cursor.fetchall()
+    else:
+        rows = []
+        for chunk in _chunks(ranges):
+            condition = reduce(
+                or_, (Q(meter_id=m, interval_start__gte=times[lo], interval_start__lt=times[hi]) for m, lo, hi in chunk)
+            )
+            rows.extend(
+                IntervalEnergy.objects.filter(condition).values_list(
+                    "meter_id", "interval_start", "import_wh", "export_wh", "estimated"
+                )
+            )
+    for mid, start, imp, exp, estimated in rows:
+        result[(mid, to_ts(start))] = (imp, exp, estimated)
+    return result
+
+
+# --- writes -------------------------------------------------------------------------------
+
+
+def _copy(table: str, columns: Sequence[str], types: Sequence[str], rows: Iterable[Sequence]) -> None:
+    with connection.cursor() as cursor:
+        with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(list(types))
+            for row in rows:
+                copy.write_row(row)
+
+
+def readings_insert(*, rows: Sequence[tuple[int, int, int, int]], received_at: dt.datetime) -> None:
+    """Store new readings ``(meter_id, ts, import_wh, export_wh)``."""
+    if not rows:
+        return
+    times = instants()
+    if is_postgres():
+        _copy(
+            "meters_reading",
+            ("meter_id", "ts", "import_wh", "export_wh", "received_at"),
+            ("int8", "timestamptz", "int8", "int8", "timestamptz"),
+            ((m, times[ts], imp, exp, received_at) for m, ts, imp, exp in rows),
+        )
+        return
+    Reading.objects.bulk_create(
+        [Reading(meter_id=m, ts=times[ts], import_wh=imp, export_wh=exp, received_at=received_at) for m, ts, imp, exp in rows],
+        batch_size=500,
+    )
+
+
+def intervals_write(
+    *, inserts: Sequence[tuple[int, int, int, int, bool]], updates: Sequence[tuple[int, int, int, int, bool]]
+) -> None:
+    """Store new interval energy rows and replace changed ones ``(meter_id, start, import, export, estimated)``."""
+    times = instants()
+    if is_postgres():
+        if updates:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "UPDATE meters_intervalenergy e SET import_wh = u.import_wh, export_wh = u.export_wh, "
+                    "estimated = u.estimated "
+                    "FROM unnest(%s::bigint[], %s::timestamptz[], %s::bigint[], %s::bigint[], %s::boolean[]) "
+                    "AS u(meter_id, interval_start, import_wh, export_wh, estimated) "
+                    "WHERE e.meter_id = u.meter_id AND e.interval_start = u.interval_start",
+                    [
+                        [r[0] for r in updates],
+                        [times[r[1]] for r in updates],
+                        [r[2] for r in updates],
+                        [r[3] for r in updates],
+                        [r[4] for r in updates],
+                    ],
+                )
+        if inserts:
+            _copy(
+                "meters_intervalenergy",
+                ("meter_id", "interval_start", "import_wh", "export_wh", "estimated"),
+                ("int8", "timestamptz", "int8", "int8", "bool"),
+                ((m, times[s], imp, exp, est) for m, s, imp, exp, est in inserts),
+            )
+        return
+    if updates:
+        for chunk in _chunks(list(updates)):
+            IntervalEnergy.objects.filter(pk__in=[(m, times[s]) for m, s, *_ in chunk]).delete()
+    rows = [*updates, *inserts]
+    IntervalEnergy.objects.bulk_create(
+        [
+            IntervalEnergy(meter_id=m, interval_start=times[s], import_wh=imp, export_wh=exp, estimated=est)
+            for m, s, imp, exp, est in rows
+        ],
+        batch_size=500,
+    )
+
+
+def corrections_insert(*, rows: Sequence[tuple[int, int, tuple[int, int, bool], tuple[int, int, bool]]], at: dt.datetime):
+    """Record that stored intervals changed: ``(meter_id, start, old, new)``."""
+    if not rows:
+        return
+    times = instants()
+    IntervalCorrection.objects.bulk_create(
+        [
+            IntervalCorrection(
+                meter_id=m,
+                interval_start=times[s],
+                old_import_wh=old[0],
+                old_export_wh=old[1],
+                old_estimated=old[2],
+                new_import_wh=new[0],
+                new_export_wh=new[1],
+                new_estimated=new[2],
+                created_at=at,
+            )
+            for m, s, old, new in rows
+        ],
+        batch_size=1000,
+    )
+
+
+def rejections_insert(*, rows: Sequence[tuple[int | None, str, int | None, str, str]], at: dt.datetime) -> None:
+    """Record refused readings ``(meter_id, serial, ts, code, message)``."""
+    if not rows:
+        return
+    times = instants()
+    if is_postgres():
+        _copy(
+            "meters_readingrejection",
+            ("meter_id", "serial", "ts", "code", "message", "received_at"),
+            ("int8", "text", "timestamptz", "text", "text", "timestamptz"),
+            (
+                (m, serial[:64], times[ts] if ts is not None else None, code, message[:255], at)
+                for m, serial, ts, code, message in rows
+            ),
+        )
+        return
+    ReadingRejection.objects.bulk_create(
+        [
+            ReadingRejection(
+                meter_id=m,
+                serial=serial[:64],
+                ts=times[ts] if ts is not None else None,
+                code=code,
+                message=message[:255],
+                received_at=at,
+            )
+            for m, serial, ts, code, message in rows
+        ],
+        batch_size=500,
+    )
+
+
+def backlog_insert(*, rows: Sequence[tuple[int, int, int]], at: dt.datetime) -> None:
+    """Rollups of meter m are due for [lo, hi): ``(meter_id, lo, hi)``."""
+    if not rows:
+        return
+    times = instants()
+    if is_postgres():
+        _copy(
+            "meters_rollupbacklog",
+            ("meter_id", "start", '"end"', "created_at"),
+            ("int8", "timestamptz", "timestamptz", "timestamptz"),
+            ((m, times[lo], times[hi], at) for m, lo, hi in rows),
+        )
+        return
+    RollupBacklog.objects.bulk_create(
+        [RollupBacklog(meter_id=m, start=times[lo], end=times[hi], created_at=at) for m, lo, hi in rows],
+        batch_size=500,
+    )
