@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
-from dataclasses import dataclass, field
-from typing import Any
-
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -16,10 +12,9 @@ from apps.common.exceptions import Conflict, ValidationFailed
 from apps.common.keys import key_hash, key_new
 from apps.grid.models import ConnectionPoint
 from apps.members.models import Member
-from apps.meters import store, vee
-from apps.meters.choices import MeterRole, RejectionCode
+from apps.meters import ingest, store
+from apps.meters.choices import MeterRole
 from apps.meters.models import Meter
-from apps.meters.signals import interval_energy_changed
 
 DEVICE_KEY_PREFIX = "ecm"
 
@@ -97,300 +92,38 @@ def meter_authenticate(*, key: str) -> Meter | None:
 
 # --- readings -----------------------------------------------------------------------------
 
-MAX_READINGS_PER_REQUEST = 10_000
-# Registers are stored as 64-bit integers; anything near that is a corrupt value, not energy.
-MAX_REGISTER_WH = 2**53
+MAX_READINGS_PER_REQUEST = ingest.MAX_READINGS_PER_REQUEST
+Rejection = ingest.Rejection
+IngestResult = ingest.IngestResult
+readings_envelope_check = ingest.envelope_check
 
 
 def interval_seconds() -> int:
     return settings.MARKET_INTERVAL_MINUTES * 60
 
 
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    index: int
-    code: str
-    message: str
-
-
-@dataclass(frozen=True)
-class IngestResult:
-    """The contract's answer: accepted and duplicate counts, and each refused item."""
-
-    accepted: int
-    duplicates: int
-    rejected: list[Rejection] = field(default_factory=list)
-    corrected_intervals: int = 0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "accepted": self.accepted,
-            "duplicates": self.duplicates,
-            "rejected": [{"index": r.index, "code": r.code, "message": r.message} for r in self.rejected],
-        }
-
-
-def readings_envelope_check(body: object) -> list:
-    """The ``readings`` list of a request body, or a 400 that stores nothing."""
-    if not isinstance(body, dict) or not isinstance(body.get("readings"), list):
-        raise ValidationFailed(
-            'The body must be a JSON object with a "readings" list.', fields={"readings": ["A list of readings."]}
-        )
-    readings = body["readings"]
-    if len(readings) > MAX_READINGS_PER_REQUEST:
-        raise ValidationFailed(
-            f"At most {MAX_READINGS_PER_REQUEST} readings per request; this one has {len(readings)}.",
-            fields={"readings": [f"At most {MAX_READINGS_PER_REQUEST} items."]},
-        )
-    return readings
-
-
-class _Refused(Exception):
-    def __init__(self, code: str, message: str, ts: int | None = None):
-        self.code, self.message, self.ts = code, message, ts
-
-
-def _register(item: dict, name: str) -> int:
-    value = item.get(name)
-    if type(value) is not int or value < 0 or value > MAX_REGISTER_WH:
-        raise _Refused(RejectionCode.INVALID, f"{name} must be a non-negative integer (Wh), got {value!r}.")
-    return value
-
-
-def _instant(raw: object, cache: dict[str, tuple[int, bool]]) -> tuple[int, bool]:
-    """(epoch seconds, whole second?) of an ISO 8601 UTC string, parsed once per distinct string."""
-    if not isinstance(raw, str):
-        raise _Refused(RejectionCode.INVALID, "ts is required: an ISO 8601 UTC instant such as 2026-11-26T10:15:00Z.")
-    known = cache.get(raw)
-    if known is None:
-        try:
-            parsed = clock.parse_instant(raw)
-        except ValueError:
-            raise _Refused(RejectionCode.INVALID, f"ts {raw[:40]!r} is not an ISO 8601 UTC instant.") from None
-        known = (store.to_ts(parsed.replace(microsecond=0)), parsed.microsecond == 0)
-        cache[raw] = known
-    return known
-
-
-def _item_check(
-    item: object,
-    *,
-    fixed: store.MeterInfo | None,
-    by_serial: dict[str, store.MeterInfo],
-    cache: dict[str, tuple[int, bool]],
-    step: int,
-    now_ts: int,
-) -> tuple[store.MeterInfo, int, int, int]:
-    """One item's checks that need no stored readings; raises :class:`_Refused`."""
-    if not isinstance(item, dict):
-        raise _Refused(RejectionCode.INVALID, "Each reading is an object with ts, import_wh and export_wh.")
-    if fixed is not None:
-        info = fixed
-        if "serial" in item and item["serial"] != info.serial:
-            raise _Refused(RejectionCode.INVALID, f"This endpoint takes readings of meter {info.serial} only.")
-    else:
-        serial = item.get("serial")
-        if not isinstance(serial, str) or not serial:
-            raise _Refused(RejectionCode.INVALID, "serial is required for each reading of a bulk request.")
-        found = by_serial.get(serial)
-        if found is None:
-            raise _Refused(RejectionCode.INVALID, f"No meter with serial {serial[:64]!r}.")
-        info = found
-    ts, whole = _instant(item.get("ts"), cache)
-    import_wh = _register(item, "import_wh")
-    if info.bidirectional:
-        export_wh = _register(item, "export_wh")
-    else:
-        export_wh = 0 if item.get("export_wh") is None else _register(item, "export_wh")
-        if export_wh:
-            raise _Refused(RejectionCode.INVALID, f"Meter {info.serial} has no export register: export_wh is 0.")
-    if not whole or ts % step:
-        raise _Refused(
-            RejectionCode.NOT_ON_BOUNDARY,
-            f"ts must fall on the {step // 60}-minute interval grid aligned to the hour.",
-            ts,
-        )
-    if ts > now_ts:
-        raise _Refused(RejectionCode.FUTURE, "ts lies in the future.", ts)
-    if ts < info.installed_ts:
-        raise _Refused(RejectionCode.BEFORE_INSTALLATION, f"Meter {info.serial} was installed after ts.", ts)
-    if info.removed_ts is not None and ts > info.removed_ts:
-        raise _Refused(RejectionCode.INVALID, f"Meter {info.serial} was removed before ts.", ts)
-    return info, ts, import_wh, export_wh
-
-
 def readings_ingest(*, readings: list, meter: Meter | None = None, now: dt.datetime | None = None) -> IngestResult:
-    """Validate and store a request's readings; derive interval energy; queue rollups.
+    """Validate and store a request's readings; derive their interval energy; queue rollups.
 
-    ``meter`` set: the per-meter endpoint (items carry no serial); otherwise each item names
-    its ``serial``. One transaction: every accepted reading and the interval energy it
-    implies are stored together or not at all. Refused items are answered (and recorded for
-    operators) without refusing the request; a resend of a stored reading is a duplicate.
-    Late readings are normal: they replace the estimates of the gap they fall into, and the
-    changed intervals are recorded as corrections and signalled after commit.
+    ``meter`` set: the per-meter endpoint (items need no serial); otherwise each item names
+    its ``serial``. One transaction, with a row lock on every meter written: the accepted
+    readings and the interval energy they imply are stored together or not at all, and two
+    requests for one meter take turns. Refused items are answered with their code (and kept
+    for operators) without refusing the request; a resend of a stored reading is a
+    duplicate. Late readings are normal: they replace the estimates of the gap they fall in,
+    and the changed intervals are recorded as corrections and signalled after commit
+    (``signals.interval_energy_changed``). ``now`` defaults to the business clock.
     """
     if not isinstance(readings, list) or len(readings) > MAX_READINGS_PER_REQUEST:
         readings = readings_envelope_check({"readings": readings})
-    step = interval_seconds()
-    now_ts = store.to_ts((now or clock.now()).replace(microsecond=0))
-    received_at = timezone.now()
-    rejected: list[Rejection] = []
-    rejection_rows: list[tuple[int | None, str, int | None, str, str]] = []
-    duplicates = 0
-
-    def refuse(index: int, code: str, message: str, info: store.MeterInfo | None, serial: str, ts: int | None) -> None:
-        rejected.append(Rejection(index, code, message))
-        rejection_rows.append((info.id if info else None, serial, ts, code, message))
-
     with transaction.atomic():
-        if meter is not None:
-            infos = store.meters_lock(ids=[meter.pk])
-            fixed: store.MeterInfo | None = infos[0]
-            by_serial = {}
-        else:
-            fixed = None
-            serials = {i["serial"] for i in readings if isinstance(i, dict) and isinstance(i.get("serial"), str)}
-            infos = store.meters_lock(serials=sorted(serials))
-            by_serial = {info.serial: info for info in infos}
-        by_id = {info.id: info for info in infos}
-        cache: dict[str, tuple[int, bool]] = {}
-        candidates: dict[int, list[vee.Candidate]] = defaultdict(list)
-        first_seen: dict[tuple[int, int], vee.Candidate] = {}
-        for index, item in enumerate(readings):
-            try:
-                info, ts, import_wh, export_wh = _item_check(
-                    item, fixed=fixed, by_serial=by_serial, cache=cache, step=step, now_ts=now_ts
-                )
-            except _Refused as refusal:
-                serial = fixed.serial if fixed else str(item.get("serial", "") if isinstance(item, dict) else "")
-                owner = fixed or by_serial.get(serial)
-                refuse(index, refusal.code, refusal.message, owner, serial, refusal.ts)
-                continue
-            candidate = vee.Candidate(index, ts, import_wh, export_wh)
-            earlier = first_seen.get((info.id, ts))
-            if earlier is None:
-                first_seen[(info.id, ts)] = candidate
-                candidates[info.id].append(candidate)
-            elif (earlier.import_wh, earlier.export_wh) == (import_wh, export_wh):
-                duplicates += 1
-            else:
-                refuse(
-                    index,
-                    RejectionCode.CONFLICT,
-                    f"Differs from item {earlier.index} of this request for the same meter and ts.",
-                    info,
-                    info.serial,
-                    ts,
-                )
-        accepted, dup, corrected = _readings_store(
-            candidates=candidates, by_id=by_id, step=step, received_at=received_at, refuse=refuse
+        return ingest.run(
+            readings=readings,
+            meter_id=meter.pk if meter is not None else None,
+            now=now or clock.now(),
+            step=interval_seconds(),
+            received_at=timezone.now(),
         )
-        duplicates += dup
-        store.rejections_insert(rows=rejection_rows, at=received_at)
-    rejected.sort(key=lambda r: r.index)
-    return IngestResult(accepted=accepted, duplicates=duplicates, rejected=rejected, corrected_intervals=corrected)
-
-
-def _readings_store(*, candidates, by_id, step, received_at, refuse) -> tuple[int, int, int]:
-    """Classify the candidates against what is stored, store the accepted readings and their
-    interval energy, record corrections and queue rollups. Returns (accepted, duplicates, corrected)."""
-    if not candidates:
-        return 0, 0, 0
-    meter_ids = sorted(candidates)
-    latest = store.readings_latest(meter_ids=meter_ids)
-    late_pairs = []
-    for mid in meter_ids:
-        last = latest[mid][0]
-        if last is not None:
-            late_pairs.extend((mid, c.ts) for c in candidates[mid] if c.ts <= last[0])
-    around: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
-    for mid, ts, imp, exp in store.readings_around(pairs=late_pairs):
-        around[mid].append((ts, imp, exp))
-    accepted_rows: list[tuple[int, int, int, int]] = []
-    segments: list[vee.Segment] = []
-    duplicates = 0
-    for mid in meter_ids:
-        info = by_id[mid]
-        last = latest[mid][0]
-        series = vee.MeterSeries.of([*around.get(mid, ()), *([last] if last else [])])
-        verdicts = vee.readings_classify(
-            candidates=candidates[mid],
-            stored=series,
-            step_seconds=step,
-            max_wh_per_interval=info.capacity_w * step // 3600,
-        )
-        accepted_ts = []
-        by_index = {c.index: c for c in candidates[mid]}
-        for verdict in verdicts:
-            c = by_index[verdict.index]
-            if verdict.code == "accepted":
-                accepted_rows.append((mid, c.ts, c.import_wh, c.export_wh))
-                accepted_ts.append(c.ts)
-            elif verdict.code == "duplicate":
-                duplicates += 1
-            else:
-                refuse(verdict.index, verdict.code, verdict.message, info, info.serial, c.ts)
-        segments.extend(vee.segments_touched(meter_id=mid, accepted=accepted_ts, series=series))
-    store.readings_insert(rows=accepted_rows, received_at=received_at)
-    corrected = _intervals_derive(segments=segments, latest=latest, step=step, at=received_at)
-    return len(accepted_rows), duplicates, corrected
-
-
-def _intervals_derive(*, segments: list[vee.Segment], latest: dict, step: int, at: dt.datetime) -> int:
-    """Interval energy of the touched segments: insert what is new, replace what changed."""
-    if not segments:
-        return 0
-    week = vee.LIKE_DAY_OFFSET_SECONDS
-    long_gaps = [s for s in segments if vee.is_long_gap(s)]
-    history = store.intervals_in(ranges=[(s.meter_id, s.a_ts - week, s.b_ts - week) for s in long_gaps])
-    # Only spans that start before a meter's latest stored interval can hold stored rows.
-    overlapping = [
-        (s.meter_id, s.a_ts, s.b_ts)
-        for s in segments
-        if latest[s.meter_id][1] is not None and s.a_ts <= latest[s.meter_id][1]
-    ]
-    stored = store.intervals_in(ranges=overlapping)
-    inserts: list[tuple[int, int, int, int, bool]] = []
-    updates: list[tuple[int, int, int, int, bool]] = []
-    corrections = []
-    spans: dict[int, tuple[int, int]] = {}
-    for segment in segments:
-        import_history = export_history = None
-        if vee.is_long_gap(segment):
-            starts = range(segment.a_ts - week, segment.b_ts - week, step)
-            known = [history.get((segment.meter_id, s)) for s in starts]
-            import_history = [k[0] if k else None for k in known]
-            export_history = [k[1] if k else None for k in known]
-        changed = False
-        for start, imp, exp, estimated in vee.segment_intervals(
-            segment, step_seconds=step, import_history=import_history, export_history=export_history
-        ):
-            old = stored.get((segment.meter_id, start))
-            row = (segment.meter_id, start, imp, exp, estimated)
-            if old is None:
-                inserts.append(row)
-            elif old != (imp, exp, estimated):
-                updates.append(row)
-                corrections.append((segment.meter_id, start, old, (imp, exp, estimated)))
-            else:
-                continue
-            changed = True
-        if changed:
-            lo, hi = spans.get(segment.meter_id, (segment.a_ts, segment.b_ts))
-            spans[segment.meter_id] = (min(lo, segment.a_ts), max(hi, segment.b_ts))
-    store.intervals_write(inserts=inserts, updates=updates)
-    store.corrections_insert(rows=corrections, at=at)
-    store.backlog_insert(rows=[(mid, lo, hi) for mid, (lo, hi) in sorted(spans.items())], at=at)
-    if corrections:
-        times = store.instants()
-        meter_ids = [c[0] for c in corrections]
-        interval_starts = [times[c[1]] for c in corrections]
-        transaction.on_commit(
-            lambda: interval_energy_changed.send(
-                sender=Meter, meter_ids=meter_ids, interval_starts=interval_starts
-            )
-        )
-    return len(corrections)
 
 
 def meter_swap(

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from functools import reduce
 from operator import or_
 
+import numpy as np
 from django.db import connection
 from django.db.models import Max, Min, Q
 
@@ -30,6 +31,10 @@ from apps.meters.models import (
 )
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+PG_EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+PG_EPOCH_SECONDS = 946_684_800
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, no header extension
+_COPY_TRAILER = b"\xff\xff"
 # Portable queries OR together one condition per meter; SQLite limits expression depth.
 ORM_CHUNK = 200
 
@@ -246,29 +251,51 @@ def _copy(table: str, columns: Sequence[str], types: Sequence[str], rows: Iterab
                 copy.write_row(row)
 
 
-def readings_insert(*, rows: Sequence[tuple[int, int, int, int]], received_at: dt.datetime) -> None:
-    """Store new readings ``(meter_id, ts, import_wh, export_wh)``."""
-    if not rows:
+def _copy_columns(table: str, names: Sequence[str], kinds: Sequence[str], columns: Sequence[np.ndarray]) -> None:
+    """Binary COPY of fixed-width columns, encoded by NumPy in one go (no per-row Python).
+
+    ``kinds``: ``int8``; ``ts`` (epoch seconds, stored as timestamptz); ``us`` (microseconds
+    since 2000-01-01, PostgreSQL's own timestamptz); ``bool``.
+    """
+    fields: list[tuple[str, str]] = [("count", ">i2")]
+    for k, kind in enumerate(kinds):
+        fields += [(f"len{k}", ">i4"), (f"val{k}", "i1" if kind == "bool" else ">i8")]
+    record = np.empty(len(columns[0]), dtype=np.dtype(fields))
+    record["count"] = len(kinds)
+    for k, (kind, column) in enumerate(zip(kinds, columns, strict=True)):
+        record[f"len{k}"] = 1 if kind == "bool" else 8
+        record[f"val{k}"] = (column - PG_EPOCH_SECONDS) * 1_000_000 if kind == "ts" else column
+    with connection.cursor() as cursor:
+        with cursor.copy(f"COPY {table} ({', '.join(names)}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.write(_COPY_HEADER + record.tobytes() + _COPY_TRAILER)
+
+
+def readings_insert(*, columns: Sequence[np.ndarray], received_at: dt.datetime) -> None:
+    """Store new readings, given as columns ``(meter_id, ts, import_wh, export_wh)``."""
+    if not len(columns[0]):
         return
-    times = instants()
     if is_postgres():
-        _copy(
+        received_us = (received_at - PG_EPOCH) // dt.timedelta(microseconds=1)
+        _copy_columns(
             "meters_reading",
             ("meter_id", "ts", "import_wh", "export_wh", "received_at"),
-            ("int8", "timestamptz", "int8", "int8", "timestamptz"),
-            ((m, times[ts], imp, exp, received_at) for m, ts, imp, exp in rows),
+            ("int8", "ts", "int8", "int8", "us"),
+            (*columns, np.full(len(columns[0]), received_us, dtype=np.int64)),
         )
         return
+    times = instants()
     Reading.objects.bulk_create(
-        [Reading(meter_id=m, ts=times[ts], import_wh=imp, export_wh=exp, received_at=received_at) for m, ts, imp, exp in rows],
+        [
+            Reading(meter_id=m, ts=times[ts], import_wh=imp, export_wh=exp, received_at=received_at)
+            for m, ts, imp, exp in zip(*(c.tolist() for c in columns), strict=True)
+        ],
         batch_size=500,
     )
 
 
-def intervals_write(
-    *, inserts: Sequence[tuple[int, int, int, int, bool]], updates: Sequence[tuple[int, int, int, int, bool]]
-) -> None:
-    """Store new interval energy rows and replace changed ones ``(meter_id, start, import, export, estimated)``."""
+def intervals_write(*, inserts: Sequence[np.ndarray], updates: Sequence[tuple[int, int, int, int, bool]]) -> None:
+    """Store new interval energy (columns ``meter_id, start, import_wh, export_wh, estimated``) and
+    replace changed rows (tuples in the same order)."""
     times = instants()
     if is_postgres():
         if updates:
@@ -287,21 +314,21 @@ def intervals_write(
                         [r[4] for r in updates],
                     ],
                 )
-        if inserts:
-            _copy(
+        if len(inserts[0]):
+            _copy_columns(
                 "meters_intervalenergy",
                 ("meter_id", "interval_start", "import_wh", "export_wh", "estimated"),
-                ("int8", "timestamptz", "int8", "int8", "bool"),
-                ((m, times[s], imp, exp, est) for m, s, imp, exp, est in inserts),
+                ("int8", "ts", "int8", "int8", "bool"),
+                inserts,
             )
         return
     if updates:
         for chunk in _chunks(list(updates)):
             IntervalEnergy.objects.filter(pk__in=[(m, times[s]) for m, s, *_ in chunk]).delete()
-    rows = [*updates, *inserts]
+    rows = [*updates, *zip(*(c.tolist() for c in inserts), strict=True)]
     IntervalEnergy.objects.bulk_create(
         [
-            IntervalEnergy(meter_id=m, interval_start=times[s], import_wh=imp, export_wh=exp, estimated=est)
+            IntervalEnergy(meter_id=m, interval_start=times[s], import_wh=imp, export_wh=exp, estimated=bool(est))
             for m, s, imp, exp, est in rows
         ],
         batch_size=500,
