@@ -30,6 +30,13 @@ class Conflict(DomainError):
     default_code = "conflict"
 
 
+class Unprocessable(DomainError):
+    """Well-formed, but it cannot be applied as sent (422), e.g. a reused idempotency key."""
+
+    status_code = 422
+    default_code = "unprocessable"
+
+
 class NotFound(DomainError):
     status_code = 404
     default_code = "not_found"

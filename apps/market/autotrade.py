@@ -1,0 +1,149 @@
+"""Automated trading: orders placed, amended or cancelled for members from their forecasts.
+
+Most members never place an order by hand; this is what makes the market live. For every
+active member with a main meter whose trading is not paused, and every interval in the next
+``AUTOTRADE_INTERVALS`` whose gate is open and that holds no order of the member's own, the
+forecast surplus is offered and the forecast deficit bid for. Safe to run twice and at once:
+each member is reconciled under its row lock, and the database allows one open automated
+order per member and interval.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db import transaction
+
+from apps.common.exceptions import DomainError
+from apps.market import forecast, timing
+from apps.market.choices import OrderSource, OrderStatus, Side
+from apps.market.models import Order, TradingPreference
+from apps.market.services import (
+    OrderInput,
+    _cancel,
+    interval_get_or_create,
+    member_capacity_wh,
+    order_amend,
+    order_submit,
+)
+from apps.members.choices import MemberStatus
+from apps.members.models import Member
+from apps.meters.choices import MeterRole
+from apps.meters.selectors import members_interval_energy
+
+logger = logging.getLogger(__name__)
+
+# Smallest surplus or deficit worth an order (Wh): below it the member simply uses the grid.
+MIN_ORDER_WH = 50
+# Default limits when a member sets none: sellers ask, buyers bid this far into the band.
+DEFAULT_BAND_SHARE = Decimal("0.25")
+
+
+@dataclass(frozen=True)
+class Plan:
+    interval_start: dt.datetime
+    side: str
+    quantity_wh: int
+    limit_price: Decimal
+
+
+@dataclass
+class AutoTradeReport:
+    placed: int = 0
+    amended: int = 0
+    cancelled: int = 0
+    unchanged: int = 0
+    errors: int = 0
+
+
+def _limit(side: str, preference: TradingPreference | None, feed_in: Decimal, retail: Decimal) -> Decimal:
+    band = retail - feed_in
+    if side == Side.SELL:
+        wanted = preference.sell_min_price if preference and preference.sell_min_price is not None else None
+        price = wanted if wanted is not None else feed_in + band * DEFAULT_BAND_SHARE
+    else:
+        wanted = preference.buy_max_price if preference and preference.buy_max_price is not None else None
+        price = wanted if wanted is not None else retail - band * DEFAULT_BAND_SHARE
+    return min(max(price, feed_in), retail).quantize(Decimal("0.00001"))
+
+
+def auto_orders_run(*, now: dt.datetime, intervals: int | None = None) -> AutoTradeReport:
+    """Forecast, then place, amend or cancel automated orders for the next intervals."""
+    count = intervals or settings.AUTOTRADE_INTERVALS
+    starts = timing.open_interval_starts(now, limit=count)
+    report = AutoTradeReport()
+    if not starts:
+        return report
+    tz = ZoneInfo(settings.TIME_ZONE)
+    history_from = starts[0] - dt.timedelta(days=forecast.LOOKBACK_DAYS)
+    history = members_interval_energy(start=history_from, end=starts[0])
+    preferences = {p.member_id: p for p in TradingPreference.objects.all()}
+    members = Member.objects.filter(
+        status=MemberStatus.ACTIVE, meters__role=MeterRole.MAIN, meters__removed_at__isnull=True
+    ).distinct()
+    intervals_by_start = {start: interval_get_or_create(start=start) for start in starts}
+    for member in members.order_by("pk"):
+        preference = preferences.get(member.pk)
+        net_history = {start: e.import_wh - e.export_wh for start, e in history.get(member.pk, {}).items()}
+        plans: dict[dt.datetime, Plan | None] = {}
+        capacity = member_capacity_wh(member=member)
+        for start in starts:
+            interval = intervals_by_start[start]
+            plans[start] = None
+            if preference is not None and not preference.enabled:
+                continue
+            net = forecast.net_forecast_wh(start, net_history, tz)
+            if net is None or abs(net) < MIN_ORDER_WH:
+                continue
+            side = Side.BUY if net > 0 else Side.SELL
+            if side == Side.SELL and preference is not None and not preference.sell_surplus:
+                continue
+            if side == Side.BUY and preference is not None and not preference.buy_deficit:
+                continue
+            limit = _limit(side, preference, interval.feed_in_price, interval.retail_price)
+            plans[start] = Plan(start, side, min(abs(net), capacity), limit)
+        try:
+            _member_reconcile(member=member, plans=plans, now=now, report=report)
+        except DomainError as exc:
+            report.errors += 1
+            logger.warning("automated trading for member %s: %s", member.number, exc.message)
+    return report
+
+
+def _member_reconcile(*, member: Member, plans: dict[dt.datetime, Plan | None], now: dt.datetime, report) -> None:
+    with transaction.atomic():
+        member = Member.objects.select_for_update().get(pk=member.pk)
+        orders = Order.objects.filter(member=member, interval__start__in=list(plans)).select_related("interval")
+        manual = {o.interval.start for o in orders if o.source == OrderSource.MANUAL}
+        live = {o.interval.start: o for o in orders if o.source == OrderSource.AUTO and o.status == OrderStatus.OPEN}
+        for start, plan in plans.items():
+            if start in manual or timing.gate_is_closed(start, now):
+                continue  # the member's own order takes the interval out of automated trading
+            current = live.get(start)
+            if plan is None:
+                if current is not None:
+                    _cancel(current, now=now, detail="forecast no longer calls for it")
+                    report.cancelled += 1
+                continue
+            if current is not None and current.side != plan.side:
+                _cancel(current, now=now, detail="forecast changed side")
+                report.cancelled += 1
+                current = None
+            if current is None:
+                order_submit(
+                    member=member,
+                    order=OrderInput(plan.interval_start, plan.side, plan.quantity_wh, plan.limit_price),
+                    now=now,
+                    source=OrderSource.AUTO,
+                )
+                report.placed += 1
+            elif current.quantity_wh != plan.quantity_wh or current.limit_price != plan.limit_price:
+                order_amend(order=current, quantity_wh=plan.quantity_wh, limit_price=plan.limit_price, now=now)
+                report.amended += 1
+            else:
+                report.unchanged += 1

@@ -1,0 +1,64 @@
+"""Clearing results and trades: written once per interval, in one transaction."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from apps.market.choices import Mechanism
+from apps.market.models.intervals import Interval
+from apps.market.models.orders import Order
+from apps.market.models.tariffs import PRICE
+from apps.members.models import Member
+
+MONEY = {"max_digits": 18, "decimal_places": 4}
+
+
+class ClearingResult(models.Model):
+    """The one result of an interval's clearing (unique per interval: clearing runs once)."""
+
+    interval = models.OneToOneField(Interval, on_delete=models.PROTECT, related_name="result")
+    mechanism = models.CharField(max_length=16, choices=Mechanism.choices)
+    price = models.DecimalField(**PRICE, null=True, blank=True, help_text="Null when nothing matched.")
+    volume_wh = models.PositiveBigIntegerField(default=0)
+    bids_wh = models.PositiveBigIntegerField(default=0)
+    offers_wh = models.PositiveBigIntegerField(default=0)
+    trades_count = models.PositiveIntegerField(default=0)
+    orders_count = models.PositiveIntegerField(default=0)
+    cleared_at = models.DateTimeField(help_text="Business time of the clearing.")
+
+    class Meta:
+        ordering = ["-interval__start"]
+
+    def __str__(self) -> str:
+        return f"{self.interval}: {self.price} × {self.volume_wh} Wh"
+
+
+class Trade(models.Model):
+    """One buyer, one seller, a quantity and the prices each side pays or gets."""
+
+    interval = models.ForeignKey(Interval, on_delete=models.PROTECT, related_name="trades")
+    buy_order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="buy_trades")
+    sell_order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="sell_trades")
+    buyer = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="buy_trades")
+    seller = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="sell_trades")
+    quantity_wh = models.PositiveBigIntegerField()
+    buyer_price = models.DecimalField(**PRICE, help_text="What the buyer pays per kWh.")
+    seller_price = models.DecimalField(**PRICE, help_text="What the seller gets per kWh (pay-as-bid: its ask).")
+    buyer_amount = models.DecimalField(**MONEY, help_text="quantity × buyer price / 1000, rounded once.")
+    seller_amount = models.DecimalField(**MONEY, help_text="quantity × seller price / 1000, rounded once.")
+
+    class Meta:
+        ordering = ["interval__start", "pk"]
+        indexes = [
+            models.Index(fields=["buyer", "interval"], name="trade_buyer_interval_idx"),
+            models.Index(fields=["seller", "interval"], name="trade_seller_interval_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(quantity_wh__gt=0), name="trade_quantity_positive"),
+            models.CheckConstraint(
+                condition=models.Q(buyer_price__gte=models.F("seller_price")), name="trade_buyer_pays_at_least_seller"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity_wh} Wh @ {self.buyer_price}"

@@ -1,0 +1,72 @@
+"""Orders and their history."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from apps.market.choices import OrderEventKind, OrderSource, OrderStatus, Side
+from apps.market.models.intervals import Interval
+from apps.market.models.tariffs import PRICE
+from apps.members.models import Member
+
+
+class Order(models.Model):
+    """A member's buy or sell order for one delivery interval."""
+
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="orders")
+    interval = models.ForeignKey(Interval, on_delete=models.PROTECT, related_name="orders")
+    side = models.CharField(max_length=4, choices=Side.choices)
+    quantity_wh = models.PositiveBigIntegerField()
+    limit_price = models.DecimalField(**PRICE)
+    status = models.CharField(max_length=16, choices=OrderStatus.choices, default=OrderStatus.OPEN)
+    filled_wh = models.PositiveBigIntegerField(default=0)
+    source = models.CharField(max_length=8, choices=OrderSource.choices, default=OrderSource.MANUAL)
+    submitted_at = models.DateTimeField(help_text="Business time of submission: the time in price-time priority.")
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    request_hash = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["interval__start", "submitted_at", "pk"]
+        indexes = [
+            models.Index(fields=["interval", "status"], name="order_interval_status_idx"),
+            models.Index(fields=["member", "interval"], name="order_member_interval_idx"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["member", "idempotency_key"],
+                condition=models.Q(idempotency_key__isnull=False),
+                name="order_member_idempotency_key",
+            ),
+            # Automated trading keeps at most one live order per member and interval, even when
+            # two runs overlap.
+            models.UniqueConstraint(
+                fields=["member", "interval"],
+                condition=models.Q(source="auto", status="open"),
+                name="order_one_open_auto_per_interval",
+            ),
+            models.CheckConstraint(condition=models.Q(quantity_wh__gt=0), name="order_quantity_positive"),
+            models.CheckConstraint(
+                condition=models.Q(filled_wh__lte=models.F("quantity_wh")), name="order_not_overfilled"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.side} {self.quantity_wh} Wh @ {self.limit_price}"
+
+
+class OrderEvent(models.Model):
+    """Append-only history of an order: placed, amended, cancelled, filled, not matched."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=16, choices=OrderEventKind.choices)
+    at = models.DateTimeField(help_text="Business time.")
+    quantity_wh = models.PositiveBigIntegerField(null=True, blank=True)
+    limit_price = models.DecimalField(**PRICE, null=True, blank=True)
+    detail = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["at", "pk"]
+
+    def __str__(self) -> str:
+        return f"order {self.order_id} {self.kind}"

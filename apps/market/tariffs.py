@@ -1,0 +1,79 @@
+"""Which tariffs apply to an interval: a dynamic price, else the best time-of-use schedule,
+else the defaults in settings."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db.models import Q
+
+from apps.market.models import DynamicPrice, TariffSchedule
+
+
+@dataclass(frozen=True)
+class Tariff:
+    retail_price: Decimal
+    feed_in_price: Decimal
+    imbalance_price: Decimal
+    network_fee: Decimal
+    coop_fee: Decimal
+    source: str
+
+
+def _defaults() -> Tariff:
+    return Tariff(
+        retail_price=Decimal(settings.TARIFF_DEFAULT_RETAIL),
+        feed_in_price=Decimal(settings.TARIFF_DEFAULT_FEED_IN),
+        imbalance_price=Decimal(settings.TARIFF_DEFAULT_IMBALANCE),
+        network_fee=Decimal(settings.TARIFF_DEFAULT_NETWORK_FEE),
+        coop_fee=Decimal(settings.TARIFF_DEFAULT_COOP_FEE),
+        source="default",
+    )
+
+
+def _schedule_applies(schedule: TariffSchedule, local: dt.datetime) -> bool:
+    if str(local.isoweekday()) not in schedule.weekdays:
+        return False
+    clock = local.time()
+    end = schedule.end_time
+    if end == dt.time(0, 0):
+        return clock >= schedule.start_time
+    if schedule.start_time <= end:
+        return schedule.start_time <= clock < end
+    return clock >= schedule.start_time or clock < end  # across midnight
+
+
+def tariff_for(start: dt.datetime) -> Tariff:
+    """The tariff for the interval starting at ``start`` (UTC)."""
+    local = start.astimezone(ZoneInfo(settings.TIME_ZONE))
+    day = local.date()
+    base = _defaults()
+    candidates = TariffSchedule.objects.filter(
+        Q(valid_until__isnull=True) | Q(valid_until__gte=day), valid_from__lte=day
+    ).order_by("-priority", "-valid_from", "pk")
+    for schedule in candidates:
+        if _schedule_applies(schedule, local):
+            base = Tariff(
+                retail_price=schedule.retail_price,
+                feed_in_price=schedule.feed_in_price,
+                imbalance_price=schedule.imbalance_price,
+                network_fee=schedule.network_fee,
+                coop_fee=schedule.coop_fee,
+                source=f"schedule:{schedule.pk}",
+            )
+            break
+    dynamic = DynamicPrice.objects.filter(interval_start=start).first()
+    if dynamic is None:
+        return base
+    return Tariff(
+        retail_price=dynamic.retail_price,
+        feed_in_price=dynamic.feed_in_price,
+        imbalance_price=dynamic.imbalance_price if dynamic.imbalance_price is not None else dynamic.retail_price,
+        network_fee=dynamic.network_fee if dynamic.network_fee is not None else base.network_fee,
+        coop_fee=dynamic.coop_fee if dynamic.coop_fee is not None else base.coop_fee,
+        source=f"dynamic:{dynamic.pk}",
+    )
