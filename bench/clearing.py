@@ -216,8 +216,126 @@ def _disagreements(engine: Any, baseline: Any, columns: dict[str, np.ndarray]) -
     return problems
 
 
+def e2e_section(args: argparse.Namespace) -> None:
+    """End to end in PostgreSQL: `interval_clear`, the service the beat task and `market_clear`
+    call, on an interval of `--e2e-orders` open orders: load the book, match, write trades,
+    fills and the result in one transaction, and hand the events (market.cleared and one
+    trade.filled per filled order) to the Redis channel layer after commit."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "energycoop.settings.test")
+    os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/energycoop_bench")
+    os.environ.setdefault("CHANNELS_PREFIX", "bench")
+    import datetime as dt
+
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+
+    from apps.market.choices import OrderStatus
+    from apps.market.models import ClearingResult, Order, Trade
+    from apps.market.services import interval_clear, interval_get_or_create
+
+    _database_ensure(os.environ["DATABASE_URL"])
+    call_command("migrate", verbosity=0)
+    members = _bench_members(1000)
+    size = args.e2e_orders
+    print(f"\n== e2e: interval_clear of {size:,} orders in PostgreSQL ({connection.settings_dict['NAME']}) ==")
+    print("timer covers: interval_clear() from call to return: lock, load the book, match (NumPy engine),")
+    print("COPY the trades, UPDATE the orders' fills, write the result, commit, then hand market.cleared and")
+    print("every trade.filled to the Redis channel layer (on_commit). Order insertion is setup, not timed.")
+    base = dt.datetime(2030, 1, 7, tzinfo=dt.UTC) + dt.timedelta(days=args.seed % 1000)
+    seconds: list[float] = []
+    for repeat in range(args.repeats):
+        start = base + dt.timedelta(minutes=15 * repeat)
+        interval = interval_get_or_create(start=start)
+        _bench_orders(interval, members, size, seed=args.seed + repeat)
+        gc.collect()
+        began = time.perf_counter()
+        result = interval_clear(start=start, now=start)
+        seconds.append(time.perf_counter() - began)
+        trades = Trade.objects.filter(interval=interval)
+        bought = Order.objects.filter(interval=interval, side="buy").values_list("filled_wh", flat=True)
+        sold = Order.objects.filter(interval=interval, side="sell").values_list("filled_wh", flat=True)
+        traded = sum(trades.values_list("quantity_wh", flat=True))
+        problems = []
+        if not (traded == sum(bought) == sum(sold) == result.volume_wh):
+            problems.append(f"volumes disagree: trades {traded}, bought {sum(bought)}, sold {sum(sold)}")
+        if Order.objects.filter(interval=interval, status=OrderStatus.OPEN).exists():
+            problems.append("orders left open")
+        if ClearingResult.objects.filter(interval=interval).count() != 1:
+            problems.append("not exactly one result")
+        print(
+            f"  run {repeat + 1}: {seconds[-1]:.3f} s  price {result.price}  volume {result.volume_wh:,} Wh  "
+            f"trades {result.trades_count:,}  check: {'ok' if not problems else '; '.join(problems)}"
+        )
+    print(f"  median of {len(seconds)}: {statistics.median(seconds):.3f} s for {size:,} orders (target < 3 s)")
+
+
+def _database_ensure(url: str) -> None:
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    admin = url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def _bench_members(count: int) -> list[int]:
+    """`count` active members with a main meter each (created once, through the services)."""
+    from apps.members.choices import MemberStatus
+    from apps.members.models import Member
+    from apps.members.services import member_create
+
+    existing = list(Member.objects.filter(user__email__startswith="bench-").order_by("pk").values_list("pk", flat=True))
+    for index in range(len(existing), count):
+        member = member_create(email=f"bench-{index}@bench.example", status=MemberStatus.ACTIVE, email_verified=True)
+        existing.append(member.pk)
+    return existing[:count]
+
+
+def _bench_orders(interval: Any, members: list[int], size: int, seed: int) -> None:
+    """Open orders straight into the table with COPY (setup): half the members buy, half sell."""
+    import datetime as dt
+
+    from django.db import connection
+
+    rng = np.random.default_rng(seed)
+    is_buy = rng.random(size) < 0.5
+    half = len(members) // 2
+    member_index = rng.integers(0, half, size) + np.where(is_buy, 0, half)
+    quantity = rng.integers(100, 2_000, size)
+    price = rng.integers(7_000, 30_001, size)  # within the default band [0.07, 0.30]
+    offsets = np.sort(rng.integers(0, 24 * 3600 * 1_000_000, size))
+    opened = interval.start - dt.timedelta(hours=24)
+    with (
+        connection.cursor() as cursor,
+        cursor.cursor.copy(
+            "COPY market_order (member_id, interval_id, side, quantity_wh, limit_price, status, filled_wh, source, "
+            "submitted_at, request_hash) FROM STDIN"
+        ) as copy,
+    ):
+        for i in range(size):
+            copy.write_row(
+                (
+                    members[member_index[i]],
+                    interval.pk,
+                    "buy" if is_buy[i] else "sell",
+                    int(quantity[i]),
+                    f"{price[i] // 100000}.{price[i] % 100000:05d}",
+                    "open",
+                    0,
+                    "manual",
+                    opened + dt.timedelta(microseconds=int(offsets[i])),
+                    "",
+                )
+            )
+
+
 SECTIONS: dict[str, Callable[[argparse.Namespace], None]] = {
     "engine": engine_section,
+    "e2e": e2e_section,
 }
 
 
@@ -248,6 +366,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--pymarket-max-orders", type=int, default=100_000, help="largest book given to pymarket")
     parser.add_argument("--pymarket-timeout", type=float, default=150.0, help="seconds before pymarket is given up")
     parser.add_argument("--no-pymarket", action="store_true", help="skip pymarket")
+    parser.add_argument("--e2e-orders", type=int, default=100_000, help="orders in the end-to-end interval")
     return parser.parse_args(argv)
 
 

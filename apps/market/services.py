@@ -446,18 +446,20 @@ def _order_statuses(book: engine.Book, cleared: engine.BookClearing) -> tuple[li
     return ids, fills, statuses
 
 
-def _orders_write(ids: list[int], fills: list[int], statuses: list[str]) -> None:
+def _orders_write(interval: Interval, ids: list[int], fills: list[int], statuses: list[str]) -> None:
     if not ids:
         return
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
+            # The interval condition lets PostgreSQL read only this interval's orders (index)
+            # instead of the whole, ever-growing order table.
             cursor.execute(
                 """
                 UPDATE market_order AS o SET filled_wh = v.filled, status = v.status
                 FROM unnest(%s::bigint[], %s::bigint[], %s::text[]) AS v(id, filled, status)
-                WHERE o.id = v.id AND o.status = 'open'
+                WHERE o.interval_id = %s AND o.status = 'open' AND o.id = v.id
                 """,
-                [ids, fills, [str(s) for s in statuses]],
+                [ids, fills, [str(s) for s in statuses], interval.pk],
             )
             if cursor.rowcount != len(ids):
                 raise Conflict("Orders changed during clearing.", code="clearing_conflict")
@@ -492,7 +494,7 @@ def interval_clear(*, start: dt.datetime, now: dt.datetime, mechanism: str | Non
         cleared = engine.clear_book(book, mechanism=engine.Mechanism(mechanism))
         trades_count = _trades_write(interval, cleared, book, members)
         ids, fills, statuses = _order_statuses(book, cleared)
-        _orders_write(ids, fills, statuses)
+        _orders_write(interval, ids, fills, statuses)
         result = ClearingResult.objects.create(
             interval=interval,
             mechanism=mechanism,

@@ -176,10 +176,10 @@ def test_sigkill_mid_clearing_leaves_nothing_half_written(tmp_path):
         "from apps.common.clock import parse_instant; "
         "original = services._trades_write\n"
         "def slow(*a, **k):\n"
-        "    n = original(*a, **k); pathlib.Path(%r).write_text(str(n)); time.sleep(60); return n\n"
+        f"    n = original(*a, **k); pathlib.Path({str(marker)!r}).write_text(str(n)); time.sleep(60); return n\n"
         "services._trades_write = slow\n"
-        "services.interval_clear(start=parse_instant(%r), now=parse_instant(%r))\n"
-    ) % (str(marker), iso(NEXT), iso(NEXT))
+        f"services.interval_clear(start=parse_instant({iso(NEXT)!r}), now=parse_instant({iso(NEXT)!r}))\n"
+    )
     proc = subprocess.Popen(
         [sys.executable, "manage.py", "shell", "-c", script], cwd=ROOT, env=process_env(), start_new_session=True
     )
