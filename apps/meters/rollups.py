@@ -56,6 +56,9 @@ def _merge(spans: Iterable[tuple[int, int, int]]) -> dict[int, list[tuple[int, i
 
 def buckets_recompute(*, spans: Sequence[tuple[int, int, int]]) -> None:
     """Recompute every bucket that intervals of meter m in [lo, hi) fall in, for each span."""
+    if store.is_postgres():
+        _buckets_recompute_sql(spans)
+        return
     zone = _zone()
     # Whole local days around each span: the day buckets need all their intervals.
     day_spans = [(mid, day_start(lo, zone), day_end(max(lo, hi - 1), zone)) for mid, lo, hi in spans]
@@ -181,3 +184,73 @@ def _write(model, scope_field: str, grain: str, touched: set[tuple[int, int]], t
         ],
         batch_size=2000,
     )
+
+
+# --- PostgreSQL: the same, by deltas, in a few set-based statements ------------------------
+
+_COLUMNS = "import_wh, export_wh, intervals, estimated_intervals"
+_SET = (
+    "ON CONFLICT ({scope}, grain, bucket_start) DO UPDATE SET import_wh = EXCLUDED.import_wh, "
+    "export_wh = EXCLUDED.export_wh, intervals = EXCLUDED.intervals, estimated_intervals = EXCLUDED.estimated_intervals"
+)
+_ADD = (
+    "ON CONFLICT ({scope}, grain, bucket_start) DO UPDATE SET import_wh = {t}.import_wh + EXCLUDED.import_wh, "
+    "export_wh = {t}.export_wh + EXCLUDED.export_wh, intervals = {t}.intervals + EXCLUDED.intervals, "
+    "estimated_intervals = {t}.estimated_intervals + EXCLUDED.estimated_intervals"
+)
+_DELTA_SUMS = "sum(d.d_import), sum(d.d_export), sum(d.d_intervals), sum(d.d_estimated)"
+
+
+def _buckets_recompute_sql(spans: Sequence[tuple[int, int, int]]) -> None:
+    """Touched meter hours recomputed from interval energy; their change (new minus stored) is
+    then added to the meter's day and to its member's and feeder's hour and day, so no bucket
+    is ever summed again from its parts. Exactly once: the caller deletes the backlog entries in
+    the same transaction, and drains take turns."""
+    from django.db import connection
+
+    times = store.instants()
+    zone = settings.TIME_ZONE
+    # Whole hours, merged per meter: each span is one index range scan of interval energy.
+    merged = _merge((mid, lo - lo % HOUR, hi + (-hi) % HOUR) for mid, lo, hi in spans)
+    flat = [(mid, lo, hi) for mid, ranges in merged.items() for lo, hi in ranges]
+    day = "(date_trunc('day', {col} AT TIME ZONE %s) AT TIME ZONE %s)"
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS _rollup_delta")
+        cursor.execute(
+            "CREATE TEMP TABLE _rollup_delta ON COMMIT DROP AS "
+            "WITH fresh AS ("
+            "  SELECT e.meter_id, date_trunc('hour', e.interval_start) AS bucket, sum(e.import_wh) AS import_wh, "
+            "  sum(e.export_wh) AS export_wh, count(*) AS intervals, count(*) FILTER (WHERE e.estimated) AS estimated "
+            "  FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) AS s(meter_id, lo, hi) "
+            "  JOIN meters_intervalenergy e ON e.meter_id = s.meter_id AND e.interval_start >= s.lo "
+            "  AND e.interval_start < s.hi GROUP BY 1, 2) "
+            f"SELECT f.meter_id, f.bucket, {day.format(col='f.bucket')} AS day, "
+            "f.import_wh, f.export_wh, f.intervals, f.estimated, "
+            "f.import_wh - coalesce(r.import_wh, 0) AS d_import, f.export_wh - coalesce(r.export_wh, 0) AS d_export, "
+            "f.intervals - coalesce(r.intervals, 0) AS d_intervals, "
+            "f.estimated - coalesce(r.estimated_intervals, 0) AS d_estimated, "
+            "m.role = 'main' AS is_main, m.member_id, cp.feeder_id "
+            "FROM fresh f LEFT JOIN meters_meterrollup r ON r.meter_id = f.meter_id AND r.grain = 'hour' "
+            "AND r.bucket_start = f.bucket "
+            "JOIN meters_meter m ON m.id = f.meter_id JOIN grid_connectionpoint cp ON cp.id = m.connection_point_id",
+            [[m for m, _, _ in flat], [times[lo] for _, lo, _ in flat], [times[hi] for _, _, hi in flat], zone, zone],
+        )
+        cursor.execute(
+            f"INSERT INTO meters_meterrollup (meter_id, grain, bucket_start, {_COLUMNS}) "
+            "SELECT meter_id, 'hour', bucket, import_wh, export_wh, intervals, estimated FROM _rollup_delta "
+            + _SET.format(scope="meter_id")
+        )
+        for table, scope, where, grain, bucket in (
+            ("meters_meterrollup", "meter_id", "true", "day", "day"),
+            ("meters_memberrollup", "member_id", "is_main", "hour", "bucket"),
+            ("meters_memberrollup", "member_id", "is_main", "day", "day"),
+            ("meters_feederrollup", "feeder_id", "is_main", "hour", "bucket"),
+            ("meters_feederrollup", "feeder_id", "is_main", "day", "day"),
+        ):
+            cursor.execute(
+                f"INSERT INTO {table} AS t ({scope}, grain, bucket_start, {_COLUMNS}) "  # noqa: S608 - fixed names
+                f"SELECT d.{scope}, %s, d.{bucket}, {_DELTA_SUMS} FROM _rollup_delta d WHERE {where} "
+                f"GROUP BY d.{scope}, d.{bucket} " + _ADD.format(scope=scope, t="t"),
+                [grain],
+            )
+        cursor.execute("DROP TABLE _rollup_delta")

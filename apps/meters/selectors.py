@@ -183,3 +183,15 @@ def meters_latest_readings(*, meter_ids: list[int]) -> dict[int, tuple[dt.dateti
         if latest is not None:
             result[mid] = (store.EPOCH + dt.timedelta(seconds=latest[0]), latest[1], latest[2])
     return result
+
+
+def members_with_main_meters(*, start: dt.datetime, end: dt.datetime) -> set[int]:
+    """Members that had a main meter installed during [start, end) (settlement's population)."""
+    from django.db.models import Q
+
+    return set(
+        Meter.objects.filter(role=MeterRole.MAIN, installed_at__lt=end)
+        .filter(Q(removed_at__isnull=True) | Q(removed_at__gt=start))
+        .values_list("member_id", flat=True)
+        .distinct()
+    )

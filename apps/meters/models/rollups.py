@@ -21,8 +21,10 @@ class RollupBase(models.Model):
     bucket_start = models.DateTimeField(help_text="UTC hour, or midnight of the coop's local day (as UTC).")
     import_wh = models.BigIntegerField(default=0)
     export_wh = models.BigIntegerField(default=0)
-    intervals = models.PositiveIntegerField(default=0, help_text="Intervals with energy in this bucket.")
-    estimated_intervals = models.PositiveIntegerField(default=0, help_text="Of those, how many were estimated.")
+    # Plain integers: the PostgreSQL drain adds signed deltas in an upsert, and a CHECK would
+    # judge the delta row before it meets the stored one.
+    intervals = models.IntegerField(default=0, help_text="Intervals with energy in this bucket.")
+    estimated_intervals = models.IntegerField(default=0, help_text="Of those, how many were estimated.")
 
     class Meta:
         abstract = True
