@@ -21,4 +21,14 @@ def beat_schedule() -> dict[str, dict[str, Any]]:
             "schedule": float(settings.HEARTBEAT_SECONDS),
             "options": {"expires": settings.HEARTBEAT_SECONDS},
         },
+        # Meters: bring hourly and daily rollups up to date with the interval energy that the
+        # last readings changed (the backlog the ingest leaves). Every 15 s keeps dashboards
+        # within seconds of the meters; each run drains one batch in one transaction, drains
+        # take turns on a lock and delete what they did, so an overlap does nothing twice; a
+        # stale run expires, the next one picks the backlog up.
+        "meters-rollups-refresh": {
+            "task": "apps.meters.tasks.rollups_refresh",
+            "schedule": 15.0,
+            "options": {"expires": 15},
+        },
     }
