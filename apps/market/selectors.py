@@ -187,3 +187,46 @@ def recent_prices(*, limit: int = 96) -> list[ClearingResult]:
 
 def open_orders_count(*, interval: Interval) -> int:
     return Order.objects.filter(interval=interval, status=OrderStatus.OPEN).aggregate(n=Count("pk"))["n"]
+
+
+def interval_tariff(*, start: dt.datetime):  # type: ignore[no-untyped-def]
+    """The tariffs an interval was traded against (frozen on the interval), or the ones that
+    apply to it when it never had an order."""
+    interval = Interval.objects.filter(start=start).first()
+    return interval if interval is not None else tariff_for(start)
+
+
+@dataclass(frozen=True)
+class MemberTradeTotals:
+    bought_wh: int = 0
+    sold_wh: int = 0
+    p2p_cost: Decimal = Decimal("0.0000")
+    p2p_revenue: Decimal = Decimal("0.0000")
+
+
+def trade_totals_by_member(*, start: dt.datetime) -> dict[int, MemberTradeTotals]:
+    """Per member: P2P Wh bought and sold in the interval and the sums of their rounded trade
+    amounts (two grouped queries)."""
+    totals: dict[int, MemberTradeTotals] = {}
+    for row in (
+        Trade.objects.filter(interval__start=start)
+        .values("buyer_id")
+        .annotate(wh=Sum("quantity_wh"), amount=Sum("buyer_amount"))
+    ):
+        totals[row["buyer_id"]] = MemberTradeTotals(bought_wh=row["wh"], p2p_cost=row["amount"])
+    for row in (
+        Trade.objects.filter(interval__start=start)
+        .values("seller_id")
+        .annotate(wh=Sum("quantity_wh"), amount=Sum("seller_amount"))
+    ):
+        current = totals.get(row["seller_id"], MemberTradeTotals())
+        totals[row["seller_id"]] = MemberTradeTotals(
+            bought_wh=current.bought_wh, sold_wh=row["wh"], p2p_cost=current.p2p_cost, p2p_revenue=row["amount"]
+        )
+    return totals
+
+
+def interval_spread(*, start: dt.datetime) -> Decimal:
+    """Pay-as-bid: what buyers pay beyond what sellers get, which goes to the coop."""
+    sums = Trade.objects.filter(interval__start=start).aggregate(b=Sum("buyer_amount"), s=Sum("seller_amount"))
+    return (sums["b"] or Decimal(0)) - (sums["s"] or Decimal(0))

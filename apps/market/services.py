@@ -596,3 +596,10 @@ def dynamic_prices_set(*, prices: list[dict[str, Any]], now: dt.datetime) -> int
         starts = [row["interval_start"].astimezone(dt.UTC) for row in prices]
         interval_tariffs_refresh(start_from=min(starts), start_to=max(starts), now=now)
     return len(prices)
+
+
+def interval_mark_settled(*, start: dt.datetime) -> None:
+    """Settlement booked the interval: a cleared interval moves to ``settled`` (others stay)."""
+    interval = Interval.objects.filter(start=start, state=IntervalState.CLEARED).first()
+    if interval is not None:
+        _interval_move(interval, IntervalState.SETTLED)

@@ -1,0 +1,348 @@
+"""Settlement runs: each interval settled exactly once, then corrected by new revisions.
+
+A run reads the interval's metered energy (main meters only), P2P trades and tariffs,
+applies the rule set, stores one MemberSettlement per member with its inputs and their
+hash, and books one balanced ledger transaction per member (idempotency key
+``settlement:<interval>:<member>:r<revision>``), all in one database transaction under the
+interval's SettledInterval row lock. A correction reverses the standing transaction and
+books the new revision. The ledger is sealed after each run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db import transaction
+
+from apps.common.clock import format_instant
+from apps.common.exceptions import Conflict
+from apps.ledger import selectors as ledger_selectors
+from apps.ledger import services as ledger
+from apps.ledger.choices import CoopAccount
+from apps.market import forecast
+from apps.market import selectors as market_selectors
+from apps.market import services as market_services
+from apps.members.models import Member
+from apps.meters import selectors as meter_selectors
+from apps.settlement import rules
+from apps.settlement.models import CorrectionCursor, MemberSettlement, RuleSet, SettledInterval
+
+logger = logging.getLogger(__name__)
+
+RULE_VERSION = 1
+LEDGER_KIND = "settlement"
+
+
+def _interval_length() -> dt.timedelta:
+    return dt.timedelta(minutes=settings.MARKET_INTERVAL_MINUTES)
+
+
+def rule_set_current() -> RuleSet:
+    """The rule set new settlements use (version 1: the default rules), created on first use."""
+    rule_set, _ = RuleSet.objects.get_or_create(
+        version=RULE_VERSION, defaults={"name": "Default P2P settlement", "text": rules.RULES_V1_TEXT}
+    )
+    return rule_set
+
+
+@dataclass(frozen=True)
+class IntervalInputs:
+    tariffs: rules.Tariffs
+    members: dict[int, rules.MemberInputs]
+    complete: bool  # every member's main meters reported (nothing estimated by settlement)
+
+
+def _tariffs(start: dt.datetime) -> rules.Tariffs:
+    t = market_selectors.interval_tariff(start=start)
+    return rules.Tariffs(
+        retail=t.retail_price,
+        feed_in=t.feed_in_price,
+        imbalance=t.imbalance_price,
+        network_fee=t.network_fee,
+        coop_fee=t.coop_fee,
+    )
+
+
+def _estimate_missing(start: dt.datetime, member_ids: set[int]) -> dict[int, tuple[int, int]]:
+    """Import and export of members without data, from their like-day history (forecast)."""
+    if not member_ids:
+        return {}
+    tz = ZoneInfo(settings.TIME_ZONE)
+    history = meter_selectors.members_interval_energy(
+        start=start - dt.timedelta(days=forecast.LOOKBACK_DAYS), end=start
+    )
+    estimates = {}
+    for member_id in member_ids:
+        rows = history.get(member_id, {})
+        imp = forecast.net_forecast_wh(start, {k: v.import_wh for k, v in rows.items()}, tz)
+        exp = forecast.net_forecast_wh(start, {k: v.export_wh for k, v in rows.items()}, tz)
+        estimates[member_id] = (max(imp or 0, 0), max(exp or 0, 0))
+    return estimates
+
+
+def interval_inputs(*, start: dt.datetime) -> IntervalInputs:
+    """Everything the interval's settlement is computed from (a handful of grouped queries)."""
+    end = start + _interval_length()
+    energy = meter_selectors.members_interval_energy(start=start, end=end)
+    trades = market_selectors.trade_totals_by_member(start=start)
+    population = meter_selectors.members_with_main_meters(start=start, end=end) | set(trades) | set(energy)
+    missing = {m for m in population if start not in energy.get(m, {})}
+    estimates = _estimate_missing(start, missing)
+    members: dict[int, rules.MemberInputs] = {}
+    for member_id in population:
+        measured = energy.get(member_id, {}).get(start)
+        if measured is not None:
+            imp, exp, estimated = measured.import_wh, measured.export_wh, measured.estimated
+        else:
+            imp, exp = estimates.get(member_id, (0, 0))
+            estimated = True
+        t = trades.get(member_id, market_selectors.MemberTradeTotals())
+        members[member_id] = rules.MemberInputs(
+            import_wh=imp,
+            export_wh=exp,
+            bought_wh=t.bought_wh,
+            sold_wh=t.sold_wh,
+            p2p_cost=t.p2p_cost,
+            p2p_revenue=t.p2p_revenue,
+            estimated=estimated,
+        )
+    return IntervalInputs(tariffs=_tariffs(start), members=members, complete=not missing)
+
+
+def _postings(lines: rules.Lines, member_account, coop: dict[str, object]) -> list[tuple[object, Decimal]]:  # type: ignore[no-untyped-def]
+    candidates = [
+        (member_account, -lines.total),
+        (coop[CoopAccount.P2P_CLEARING], lines.p2p_cost - lines.p2p_revenue),
+        (coop[CoopAccount.GRID_PURCHASES], lines.grid_cost),
+        (coop[CoopAccount.GRID_SALES], -lines.grid_credit),
+        (coop[CoopAccount.NETWORK_FEES], lines.network_fee),
+        (coop[CoopAccount.COOP_FEES], lines.coop_fee),
+    ]
+    return [(account, amount) for account, amount in candidates if amount != 0]
+
+
+def _coop_accounts() -> dict[str, object]:
+    return {code: ledger.coop_account(code=code) for code in CoopAccount.values}
+
+
+def _key(start: dt.datetime, member: Member, revision: int) -> str:
+    return f"settlement:{format_instant(start)}:{member.number}:r{revision}"
+
+
+@dataclass
+class SettleReport:
+    interval_start: dt.datetime
+    members: int = 0
+    booked: int = 0
+    corrected: int = 0
+    estimated: int = 0
+    already: bool = False
+
+
+def interval_settle(*, start: dt.datetime, now: dt.datetime) -> SettleReport:
+    """Settle the interval once; a second call (or a concurrent one) books nothing."""
+    if start + _interval_length() > now:
+        raise Conflict("The interval has not ended yet.", code="interval_not_ended")
+    report = SettleReport(interval_start=start)
+    rule_set = rule_set_current()
+    with transaction.atomic():
+        # The unique row is the lock: a concurrent run blocks on its insert until this
+        # transaction ends, then finds it and books nothing.
+        row, created = SettledInterval.objects.get_or_create(
+            interval_start=start, defaults={"first_settled_at": now, "rule_version": rule_set.version}
+        )
+        if not created:
+            report.already = True
+            return report
+        inputs = interval_inputs(start=start)
+        booked = _book(start=start, inputs=inputs, revisions={}, now=now, rule_version=rule_set.version)
+        report.members = len(inputs.members)
+        report.booked = booked
+        report.estimated = sum(1 for i in inputs.members.values() if i.estimated)
+        row.estimated = report.estimated > 0
+        row.save(update_fields=["estimated"])
+        spread = market_selectors.interval_spread(start=start)
+        if spread:
+            coop = _coop_accounts()
+            ledger.transaction_post(
+                idempotency_key=f"settlement:{format_instant(start)}:spread:r1",
+                postings=[(coop[CoopAccount.P2P_CLEARING], -spread), (coop[CoopAccount.MARKET_SPREAD], spread)],
+                description=f"Market spread of {format_instant(start)} (pay-as-bid)",
+                kind="settlement.spread",
+                occurred_at=start,
+            )
+        market_services.interval_mark_settled(start=start)
+    transaction.on_commit(_seal, robust=True)
+    return report
+
+
+def _book(
+    *,
+    start: dt.datetime,
+    inputs: IntervalInputs,
+    revisions: dict[int, MemberSettlement],
+    now: dt.datetime,
+    rule_version: int,
+) -> int:
+    """Write settlements and their ledger transactions for the members in ``inputs``.
+
+    ``revisions`` maps members to their standing settlement, which is reversed and
+    superseded; members without one get revision 1.
+    """
+    members = Member.objects.in_bulk(list(inputs.members))
+    coop = _coop_accounts()
+    entries: list[ledger.TransactionSpec] = []
+    rows: list[MemberSettlement] = []
+    for member_id in sorted(inputs.members):
+        member = members[member_id]
+        member_inputs = inputs.members[member_id]
+        lines = rules.settle_member_v1(member_inputs, inputs.tariffs)
+        previous = revisions.get(member_id)
+        revision = previous.revision + 1 if previous else 1
+        if previous is not None and previous.ledger_transaction_id:
+            ledger.transaction_reverse(
+                transaction=ledger_selectors.transaction_get(pk=previous.ledger_transaction_id),
+                idempotency_key=f"{_key(start, member, previous.revision)}:reversal",
+                description=f"Reversal of the settlement of {format_instant(start)} r{previous.revision}",
+                occurred_at=start,
+            )
+        postings = _postings(lines, ledger.account_for_member(member=member), coop)
+        key = _key(start, member, revision)
+        if postings:
+            entries.append(
+                ledger.TransactionSpec(
+                    idempotency_key=key,
+                    postings=postings,
+                    description=f"Settlement of {format_instant(start)} r{revision}",
+                    kind=LEDGER_KIND,
+                    occurred_at=start,
+                )
+            )
+        rows.append(
+            MemberSettlement(
+                interval_start=start,
+                member=member,
+                revision=revision,
+                current=True,
+                rule_version=rule_version,
+                input_hash=rules.inputs_hash(member_inputs, inputs.tariffs, rule_version),
+                inputs=rules.inputs_json(member_inputs, inputs.tariffs),
+                estimated=lines.estimated,
+                import_wh=lines.import_wh,
+                export_wh=lines.export_wh,
+                p2p_bought_wh=lines.p2p_bought_wh,
+                p2p_sold_wh=lines.p2p_sold_wh,
+                grid_import_wh=lines.grid_import_wh,
+                grid_export_wh=lines.grid_export_wh,
+                p2p_cost=lines.p2p_cost,
+                p2p_revenue=lines.p2p_revenue,
+                grid_cost=lines.grid_cost,
+                grid_credit=lines.grid_credit,
+                fees=lines.fees,
+                total=lines.total,
+                settled_at=now,
+            )
+        )
+    if revisions:
+        MemberSettlement.objects.filter(pk__in=[r.pk for r in revisions.values()]).update(current=False)
+    booked = ledger.transactions_post_many(entries=entries) if entries else []
+    by_key = {tx.idempotency_key: tx.pk for tx in booked}
+    for row in rows:
+        row.ledger_transaction_id = by_key.get(_key(start, row.member, row.revision))
+    MemberSettlement.objects.bulk_create(rows, batch_size=2000)
+    return len(rows)
+
+
+def interval_resettle(*, start: dt.datetime, now: dt.datetime) -> SettleReport:
+    """Recompute a settled interval; members whose inputs changed get a correction (reversal
+    of the standing transaction and a new revision). Nothing changed: nothing booked."""
+    report = SettleReport(interval_start=start)
+    with transaction.atomic():
+        row = SettledInterval.objects.select_for_update().filter(interval_start=start).first()
+        if row is None:
+            return report
+        inputs = interval_inputs(start=start)
+        standing = {s.member_id: s for s in MemberSettlement.objects.filter(interval_start=start, current=True)}
+        changed: dict[int, rules.MemberInputs] = {}
+        for member_id, member_inputs in inputs.members.items():
+            previous = standing.get(member_id)
+            digest = rules.inputs_hash(member_inputs, inputs.tariffs, previous.rule_version if previous else 1)
+            if previous is None or previous.input_hash != digest:
+                changed[member_id] = member_inputs
+        if changed:
+            subset = IntervalInputs(tariffs=inputs.tariffs, members=changed, complete=inputs.complete)
+            revisions = {m: standing[m] for m in changed if m in standing}
+            report.corrected = _book(
+                start=start, inputs=subset, revisions=revisions, now=now, rule_version=row.rule_version
+            )
+            row.revision = (
+                max(row.revision, *(r.revision + 1 for r in revisions.values())) if revisions else row.revision
+            )
+        row.estimated = any(i.estimated for i in inputs.members.values())
+        row.save(update_fields=["revision", "estimated"])
+        report.members = len(inputs.members)
+    if report.corrected:
+        transaction.on_commit(_seal, robust=True)
+    return report
+
+
+def _seal() -> None:
+    ledger.ledger_seal_all()
+
+
+def _readings_in(start: dt.datetime) -> bool:
+    end = start + _interval_length()
+    expected = meter_selectors.members_with_main_meters(start=start, end=end)
+    present = set(meter_selectors.members_interval_energy(start=start, end=end))
+    return expected <= present
+
+
+def intervals_settle_due(*, now: dt.datetime, limit: int = 200) -> list[SettleReport]:
+    """Settle, oldest first, every ended interval whose readings are in, or whose cutoff
+    (SETTLEMENT_CUTOFF_MINUTES after its end) has passed, estimating what is missing."""
+    step = _interval_length()
+    cutoff = dt.timedelta(minutes=settings.SETTLEMENT_CUTOFF_MINUTES)
+    last = SettledInterval.objects.order_by("-interval_start").values_list("interval_start", flat=True).first()
+    earliest = now - dt.timedelta(hours=settings.SETTLEMENT_LOOKBACK_HOURS)
+    first_meter = meter_selectors.main_meters_first_installed()
+    if first_meter is None:
+        return []
+    earliest = max(earliest, first_meter)
+    start = max(last + step, earliest) if last else earliest
+    minutes = settings.MARKET_INTERVAL_MINUTES
+    start = start.replace(minute=start.minute - start.minute % minutes, second=0, microsecond=0)
+    reports: list[SettleReport] = []
+    while start + step <= now and len(reports) < limit:
+        if not (now >= start + step + cutoff or _readings_in(start)):
+            break  # later intervals wait for this one: settlement goes in order
+        if not SettledInterval.objects.filter(interval_start=start).exists():
+            reports.append(interval_settle(start=start, now=now))
+        start += step
+    return reports
+
+
+def corrections_run(*, now: dt.datetime) -> list[SettleReport]:
+    """Re-settle intervals whose inputs may have changed: those settled on estimates within
+    the correction window, and those whose meter data changed since the last run (the
+    meters app's correction log, read from a stored cursor). Cheap when nothing changed."""
+    window = now - dt.timedelta(days=settings.SETTLEMENT_CORRECTION_DAYS)
+    starts = set(
+        SettledInterval.objects.filter(estimated=True, interval_start__gte=window).values_list(
+            "interval_start", flat=True
+        )
+    )
+    cursor, _ = CorrectionCursor.objects.get_or_create(name="meters")
+    changes = list(
+        meter_selectors.interval_corrections_since(after_id=cursor.last_id).values_list("pk", "interval_start")
+    )
+    starts |= {start for _pk, start in changes}
+    settled = set(SettledInterval.objects.filter(interval_start__in=starts).values_list("interval_start", flat=True))
+    reports = [interval_resettle(start=s, now=now) for s in sorted(starts) if s in settled]
+    if changes:
+        CorrectionCursor.objects.filter(name="meters", last_id__lt=changes[-1][0]).update(last_id=changes[-1][0])
+    return [r for r in reports if r.corrected]
