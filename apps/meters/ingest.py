@@ -109,7 +109,9 @@ def _instant(raw: object, cache: dict[str, tuple[int, bool]]) -> tuple[int, bool
 def _timing_refusal(info: store.MeterInfo, ts: int, whole: bool, step: int, now_ts: int) -> _Refused | None:
     if not whole or ts % step:
         return _Refused(
-            RejectionCode.NOT_ON_BOUNDARY, f"ts must fall on the {step // 60}-minute interval grid aligned to the hour.", ts
+            RejectionCode.NOT_ON_BOUNDARY,
+            f"ts must fall on the {step // 60}-minute interval grid aligned to the hour.",
+            ts,
         )
     if ts > now_ts:
         return _Refused(RejectionCode.FUTURE, "ts lies in the future.", ts)
@@ -249,9 +251,7 @@ def _items_check(readings: list, request: _Request, candidates: dict[int, list[v
             )
 
 
-def _items_classify(
-    candidates: dict[int, list[vee.Candidate]], request: _Request, latest: dict
-) -> list[vee.Segment]:
+def _items_classify(candidates: dict[int, list[vee.Candidate]], request: _Request, latest: dict) -> list[vee.Segment]:
     """Item route, second part: judge each meter's candidates against the stored readings."""
     if not candidates:
         return []
@@ -396,9 +396,7 @@ def _columns_settle(cols: _Columns, request: _Request, candidates: dict[int, lis
     request.reading_columns.append((meter[fast], ts[fast], imp[fast], exp[fast]))
     measured = fast & has_prev
     if measured.any():
-        request.interval_columns.append(
-            (meter[measured], prev_ts[measured], d_imp[measured], d_exp[measured])
-        )
+        request.interval_columns.append((meter[measured], prev_ts[measured], d_imp[measured], d_exp[measured]))
         m, lo, hi = meter[measured], prev_ts[measured], ts[measured]
         starts = np.ones(len(m), dtype=bool)
         starts[1:] = m[1:] != m[:-1]

@@ -96,16 +96,10 @@ def buckets_recompute(*, spans: Sequence[tuple[int, int, int]]) -> None:
 def _scopes_recompute(*, touched_hours: set[tuple[int, int]], touched_days: set[tuple[int, int]]) -> None:
     """Member and feeder buckets of the touched main meters, from those meters' rollups."""
     meter_ids = {mid for mid, _ in touched_hours} | {mid for mid, _ in touched_days}
-    mains = dict(
-        Meter.objects.filter(pk__in=meter_ids, role=MeterRole.MAIN).values_list(
-            "pk", "member_id"
-        )
-    )
+    mains = dict(Meter.objects.filter(pk__in=meter_ids, role=MeterRole.MAIN).values_list("pk", "member_id"))
     if not mains:
         return
-    feeder_of = dict(
-        Meter.objects.filter(pk__in=mains).values_list("pk", "connection_point__feeder_id")
-    )
+    feeder_of = dict(Meter.objects.filter(pk__in=mains).values_list("pk", "connection_point__feeder_id"))
     for scope_model, scope_field, owner_of, meter_field in (
         (MemberRollup, "member_id", mains, "member_id"),
         (FeederRollup, "feeder_id", feeder_of, "connection_point__feeder_id"),
@@ -133,8 +127,14 @@ def _scopes_recompute(*, touched_hours: set[tuple[int, int]], touched_days: set[
                 )
                 for owner, bucket, imp, exp, count, estimated in (
                     MeterRollup.objects.filter(condition, grain=grain, meter__role=MeterRole.MAIN)
-                    .values_list(f"meter__{meter_field}", "bucket_start", "import_wh", "export_wh", "intervals",
-                                 "estimated_intervals")
+                    .values_list(
+                        f"meter__{meter_field}",
+                        "bucket_start",
+                        "import_wh",
+                        "export_wh",
+                        "intervals",
+                        "estimated_intervals",
+                    )
                     .iterator(chunk_size=10_000)
                 ):
                     key = (owner, store.to_ts(bucket))

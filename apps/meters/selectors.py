@@ -129,7 +129,9 @@ class MeterHealth:
 def meters_needing_attention(*, since: dt.datetime, stale_after: dt.datetime) -> list[MeterHealth]:
     """Meters with estimated (gap) intervals or refused readings since ``since``, or no reading
     after ``stale_after``; for the operators' page, in a fixed number of queries."""
-    meters = {m.pk: m for m in Meter.objects.filter(removed_at__isnull=True).select_related("member", "connection_point")}
+    meters = {
+        m.pk: m for m in Meter.objects.filter(removed_at__isnull=True).select_related("member", "connection_point")
+    }
     estimated = dict(
         MeterRollup.objects.filter(grain=RollupGrain.DAY, bucket_start__gte=since, estimated_intervals__gt=0)
         .values("meter_id")
@@ -172,8 +174,6 @@ def rejections_recent(*, since: dt.datetime, limit: int = 200) -> QuerySet[Readi
     return ReadingRejection.objects.filter(received_at__gte=since).select_related("meter")[:limit]
 
 
-
-
 def meters_latest_readings(*, meter_ids: list[int]) -> dict[int, tuple[dt.datetime, int, int]]:
     """Each meter's latest stored reading ``(ts, import_wh, export_wh)``; meters without one are absent."""
     from apps.meters import store
@@ -195,3 +195,10 @@ def members_with_main_meters(*, start: dt.datetime, end: dt.datetime) -> set[int
         .values_list("member_id", flat=True)
         .distinct()
     )
+
+
+def main_meters_first_installed() -> dt.datetime | None:
+    """When the first main meter started measuring (where settlement starts)."""
+    from django.db.models import Min
+
+    return Meter.objects.filter(role=MeterRole.MAIN).aggregate(first=Min("installed_at"))["first"]

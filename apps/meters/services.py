@@ -168,12 +168,16 @@ def meter_swap(
         if store.to_ts(at) < (store.readings_latest(meter_ids=[old.pk])[old.pk][0] or (0,))[0]:
             raise Conflict(f"Meter {old.serial} has readings after {at:%Y-%m-%d %H:%M}Z.", code="readings_after_swap")
         result = readings_ingest(
-            readings=[{"ts": clock.format_instant(at), "import_wh": old_final_import_wh, "export_wh": old_final_export_wh}],
+            readings=[
+                {"ts": clock.format_instant(at), "import_wh": old_final_import_wh, "export_wh": old_final_export_wh}
+            ],
             meter=old,
             now=at,
         )
         if result.rejected:
-            raise Conflict(f"The old meter's final reading is refused: {result.rejected[0].message}", code="final_reading")
+            raise Conflict(
+                f"The old meter's final reading is refused: {result.rejected[0].message}", code="final_reading"
+            )
         old.removed_at = at
         old.key_hash = None
         old.save(update_fields=["removed_at", "key_hash", "updated_at"])

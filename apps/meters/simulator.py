@@ -138,8 +138,10 @@ def _clear_sky_ghi(starts_utc: list[dt.datetime], step_seconds: int) -> np.ndarr
     latitude, longitude = float(settings.COOP_LATITUDE), float(settings.COOP_LONGITUDE)
     times = pd.DatetimeIndex([s + dt.timedelta(seconds=step_seconds / 2) for s in starts_utc])
     site = pvlib.location.Location(latitude, longitude, tz="UTC")
-    clear = site.get_clearsky(times, model="ineichen")
-    sun = site.get_solarposition(times)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pvlib 0.16 still calls pandas APIs that pandas 3.1 deprecates
+        clear = site.get_clearsky(times, model="ineichen")
+        sun = site.get_solarposition(times)
     poa = pvlib.irradiance.get_total_irradiance(
         surface_tilt=35,
         surface_azimuth=180,
@@ -258,7 +260,9 @@ def history_backfill(*, days: int, serial_prefix: str = "", now: dt.datetime | N
                 if meter is not None:
                     serials[meter.pk] = meter.serial
                     register = home.registers[meter.pk]
-                    items.append({"serial": meter.serial, "ts": first, "import_wh": register[0], "export_wh": register[1]})
+                    items.append(
+                        {"serial": meter.serial, "ts": first, "import_wh": register[0], "export_wh": register[1]}
+                    )
         for mid, readings in readings_simulate(
             households=group, start=start, intervals=intervals, step_seconds=step
         ).items():

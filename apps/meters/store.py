@@ -128,9 +128,10 @@ def readings_latest(*, meter_ids: Sequence[int]) -> dict[int, tuple[tuple[int, i
             result[mid] = ((to_ts(ts), imp, exp) if ts is not None else None, to_ts(last_start) if last_start else None)
         return result
     last_ts = dict(
-        Reading.objects.filter(meter_id__in=meter_ids).values("meter_id").annotate(m=Max("ts")).values_list(
-            "meter_id", "m"
-        )
+        Reading.objects.filter(meter_id__in=meter_ids)
+        .values("meter_id")
+        .annotate(m=Max("ts"))
+        .values_list("meter_id", "m")
     )
     last_start = dict(
         IntervalEnergy.objects.filter(meter_id__in=meter_ids)
@@ -138,12 +139,16 @@ def readings_latest(*, meter_ids: Sequence[int]) -> dict[int, tuple[tuple[int, i
         .annotate(m=Max("interval_start"))
         .values_list("meter_id", "m")
     )
-    values = {
-        (mid, ts): (imp, exp)
-        for mid, ts, imp, exp in Reading.objects.filter(pk__in=list(last_ts.items())).values_list(
-            "meter_id", "ts", "import_wh", "export_wh"
-        )
-    } if last_ts else {}
+    values = (
+        {
+            (mid, ts): (imp, exp)
+            for mid, ts, imp, exp in Reading.objects.filter(pk__in=list(last_ts.items())).values_list(
+                "meter_id", "ts", "import_wh", "export_wh"
+            )
+        }
+        if last_ts
+        else {}
+    )
     for mid in meter_ids:
         ts = last_ts.get(mid)
         latest = (to_ts(ts), *values[(mid, ts)]) if ts is not None else None
@@ -335,7 +340,9 @@ def intervals_write(*, inserts: Sequence[np.ndarray], updates: Sequence[tuple[in
     )
 
 
-def corrections_insert(*, rows: Sequence[tuple[int, int, tuple[int, int, bool], tuple[int, int, bool]]], at: dt.datetime):
+def corrections_insert(
+    *, rows: Sequence[tuple[int, int, tuple[int, int, bool], tuple[int, int, bool]]], at: dt.datetime
+):
     """Record that stored intervals changed: ``(meter_id, start, old, new)``."""
     if not rows:
         return

@@ -247,7 +247,4 @@ def segment_intervals(
     export_weights = like_day_weights(export_history) if export_history is not None else linear
     imports = share_out(import_delta, import_weights)
     exports = share_out(export_delta, export_weights)
-    return [
-        (segment.a_ts + k * step_seconds, imports[k], exports[k], True)
-        for k in range(count)
-    ]
+    return [(segment.a_ts + k * step_seconds, imports[k], exports[k], True) for k in range(count)]

@@ -133,7 +133,7 @@ def test_make_run_serves_the_portal_on_sqlite_with_an_embedded_redis(tmp_path):
             raise
     output = (tmp_path / "portal.log").read_text()
     pids = [int(pid) for pid in re.findall(r"started \w+ \(pid (\d+)\)", output)]
-    assert len(pids) == 3, output
+    assert len(pids) == 4, output  # web, worker, beat, meter simulator
     assert portal.returncode == 0, output
     assert "Portal stopped." in output
     time.sleep(0.5)

@@ -1,7 +1,8 @@
 """``run_portal``: the whole portal in one command (what ``make run`` calls).
 
-Starts the ASGI server (uvicorn), one Celery worker and Celery beat as separate processes,
-the same layout as production. Without ``REDIS_URL`` it first starts an embedded
+Starts the ASGI server (uvicorn), one Celery worker, Celery beat and the demo meter simulator
+(``simulate_meters``, posting readings through the HTTP API) as separate processes, the same
+layout as production (plus the simulator). Without ``REDIS_URL`` it first starts an embedded
 Redis-protocol server (fakeredis's TCP server, with Lua for channels-redis) inside this
 process and points every child at it, so the worker and the web process share the Celery
 broker and the channel layer with no external service. Ctrl-C stops every process it started.
@@ -45,6 +46,7 @@ class Command(BaseCommand):
         parser.add_argument("--redis-port", type=int, default=6390, help="Port of the embedded Redis server.")
         parser.add_argument("--no-worker", action="store_true", help="Do not start a Celery worker.")
         parser.add_argument("--no-beat", action="store_true", help="Do not start Celery beat.")
+        parser.add_argument("--no-simulator", action="store_true", help="Do not start the demo meter simulator.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         env = os.environ.copy()
@@ -105,6 +107,15 @@ class Command(BaseCommand):
                 "INFO",
                 "--schedule",
                 schedule,
+            ]
+        if not options["no_simulator"]:
+            # The demo meters, posting their readings through the API of the web process.
+            commands["simulator"] = [
+                python,
+                str(settings.BASE_DIR / "manage.py"),
+                "simulate_meters",
+                "--base-url",
+                f"http://{options['host']}:{options['port']}",
             ]
         children = self._start(commands, env)
         self.stdout.write(self.style.SUCCESS(f"Portal on http://{options['host']}:{options['port']}/ (Ctrl-C stops)"))

@@ -49,9 +49,13 @@ class Command(BaseCommand):
         self._wait_for_server()
         while True:
             boundary = store.to_ts(clock.now()) // self.step * self.step
-            homes = [h for h in households_load(at=self._at(boundary)) if h.main.serial.startswith(options["serial_prefix"])]
+            homes = [
+                h for h in households_load(at=self._at(boundary)) if h.main.serial.startswith(options["serial_prefix"])
+            ]
             sent = self._tick(homes, boundary)
-            self.stdout.write(f"simulate_meters: {len(homes)} households, {sent} readings posted up to {self._iso(boundary)}")
+            self.stdout.write(
+                f"simulate_meters: {len(homes)} households, {sent} readings posted up to {self._iso(boundary)}"
+            )
             if options["once"]:
                 return
             next_boundary = boundary + self.step
@@ -73,7 +77,9 @@ class Command(BaseCommand):
                 if meter is not None and meter.serial not in self.keys:
                     self.keys[meter.serial] = meter_key_rotate(meter=meter)
             last = self._last_ts(home)
-            start = max(last if last is not None else boundary - self.step, earliest, store.to_ts(home.main.installed_at))
+            start = max(
+                last if last is not None else boundary - self.step, earliest, store.to_ts(home.main.installed_at)
+            )
             if start < boundary:
                 groups.setdefault(start, []).append(home)
         sent = 0
@@ -81,7 +87,10 @@ class Command(BaseCommand):
         for start, group in groups.items():
             serial_of = {m.pk: m.serial for h in group for m in (h.main, h.pv_meter, h.ev_meter) if m is not None}
             simulated = readings_simulate(
-                households=group, start=self._at(start), intervals=(boundary - start) // self.step, step_seconds=self.step
+                households=group,
+                start=self._at(start),
+                intervals=(boundary - start) // self.step,
+                step_seconds=self.step,
             )
             for home in group:
                 if self._last_ts(home) is None:  # a fresh meter opens its registers at the start
