@@ -7,6 +7,7 @@ from apps.common.views import api_not_found
 
 urlpatterns = [
     path("", include("apps.members.urls")),
+    path("", include("apps.meters.urls")),
     path("", include("apps.market.urls")),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),

@@ -202,3 +202,17 @@ def main_meters_first_installed() -> dt.datetime | None:
     from django.db.models import Min
 
     return Meter.objects.filter(role=MeterRole.MAIN).aggregate(first=Min("installed_at"))["first"]
+
+
+def meter_for_viewer(*, serial: str, member: Member | None, is_operator: bool) -> Meter | None:
+    """The meter with this serial if the viewer may see it: its owner, or an operator."""
+    meter = Meter.objects.filter(serial=serial).select_related("connection_point__feeder", "member").first()
+    if meter is None or not (is_operator or (member is not None and meter.member_id == member.pk)):
+        return None
+    return meter
+
+
+def meter_daily_energy(*, meter: Meter, days: int = 14) -> list[MeterRollup]:
+    """The meter's latest ``days`` daily rollups, oldest first."""
+    rows = list(MeterRollup.objects.filter(meter=meter, grain=RollupGrain.DAY).order_by("-bucket_start")[:days])
+    return rows[::-1]
