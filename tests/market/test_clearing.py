@@ -311,7 +311,7 @@ def priority(order: Order) -> tuple:
     return (sign * order.limit_price, order.submitted_at, order.id)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(orders=books(), mechanism=st.sampled_from(MECHANISMS))
 def test_invariants(orders: list[Order], mechanism: Mechanism) -> None:
     result = clear(orders, mechanism=mechanism)
@@ -353,7 +353,7 @@ def test_invariants(orders: list[Order], mechanism: Mechanism) -> None:
             assert not any(fills[first_short + 1 :])
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(orders=books(max_size=40), mechanism=st.sampled_from(MECHANISMS))
 def test_engine_equals_reference(orders: list[Order], mechanism: Mechanism) -> None:
     assert clear(orders, mechanism=mechanism) == clear_reference(orders, mechanism=mechanism)
