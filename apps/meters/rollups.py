@@ -217,7 +217,7 @@ def _buckets_recompute_sql(spans: Sequence[tuple[int, int, int]]) -> None:
     with connection.cursor() as cursor:
         cursor.execute("DROP TABLE IF EXISTS _rollup_delta")
         cursor.execute(
-            "CREATE TEMP TABLE _rollup_delta ON COMMIT DROP AS "
+            "CREATE TEMP TABLE _rollup_delta ON COMMIT DROP AS "  # noqa: S608 - fixed table and column names, values bound
             "WITH fresh AS ("
             "  SELECT e.meter_id, date_trunc('hour', e.interval_start) AS bucket, sum(e.import_wh) AS import_wh, "
             "  sum(e.export_wh) AS export_wh, count(*) AS intervals, count(*) FILTER (WHERE e.estimated) AS estimated "
@@ -236,7 +236,7 @@ def _buckets_recompute_sql(spans: Sequence[tuple[int, int, int]]) -> None:
             [[m for m, _, _ in flat], [times[lo] for _, lo, _ in flat], [times[hi] for _, _, hi in flat], zone, zone],
         )
         cursor.execute(
-            f"INSERT INTO meters_meterrollup (meter_id, grain, bucket_start, {_COLUMNS}) "
+            f"INSERT INTO meters_meterrollup (meter_id, grain, bucket_start, {_COLUMNS}) "  # noqa: S608 - fixed table and column names, values bound
             "SELECT meter_id, 'hour', bucket, import_wh, export_wh, intervals, estimated FROM _rollup_delta "
             + _SET.format(scope="meter_id")
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone

@@ -83,7 +83,7 @@ def households_load(*, at: dt.datetime) -> list[Household]:
     for meter in meters:
         if meter.role != MeterRole.MAIN:
             continue
-        rng = random.Random(meter.pk * 7919)
+        rng = random.Random(meter.pk * 7919)  # noqa: S311 - a simulation, not a secret
         home = Household(
             main=meter,
             capacity_w=meter.connection_point.capacity_w,
@@ -175,7 +175,7 @@ def readings_simulate(
         load_w = profile_kw * home.yearly_kwh / 1_000_000 * 1000 * noise
         # Weather: each day's cloudiness, and passing clouds per interval.
         day_keys = [s.date().toordinal() for s in starts]
-        cloud = {d: random.Random(d * 31 + 7).uniform(0.25, 1.0) for d in set(day_keys)}
+        cloud = {d: random.Random(d * 31 + 7).uniform(0.25, 1.0) for d in set(day_keys)}  # noqa: S311
         sky = np.array([cloud[d] for d in day_keys]) * rng.uniform(0.7, 1.0, size=intervals)
         pv_w = home.pv_w * poa / 1000 * PERFORMANCE_RATIO * sky
         for k in range(intervals):

@@ -84,9 +84,9 @@ def meters_lock(*, ids: Sequence[int] = (), serials: Sequence[str] = ()) -> list
         column, values = ("m.id", list(ids)) if ids else ("m.serial", list(serials))
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT m.id, m.serial, m.installed_at, m.removed_at, m.bidirectional, cp.capacity_w "
+                "SELECT m.id, m.serial, m.installed_at, m.removed_at, m.bidirectional, cp.capacity_w "  # noqa: S608 - fixed table and column names, values bound
                 "FROM meters_meter m JOIN grid_connectionpoint cp ON cp.id = m.connection_point_id "
-                f"WHERE {column} = ANY(%s) ORDER BY m.id FOR NO KEY UPDATE OF m",  # noqa: S608 - fixed column names
+                f"WHERE {column} = ANY(%s) ORDER BY m.id FOR NO KEY UPDATE OF m",
                 [values],
             )
             rows = cursor.fetchall()
@@ -249,11 +249,13 @@ def intervals_in(*, ranges: Sequence[tuple[int, int, int]]) -> dict[tuple[int, i
 
 
 def _copy(table: str, columns: Sequence[str], types: Sequence[str], rows: Iterable[Sequence]) -> None:
-    with connection.cursor() as cursor:
-        with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(list(types))
-            for row in rows:
-                copy.write_row(row)
+    with (
+        connection.cursor() as cursor,
+        cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy,
+    ):
+        copy.set_types(list(types))
+        for row in rows:
+            copy.write_row(row)
 
 
 def _copy_columns(table: str, names: Sequence[str], kinds: Sequence[str], columns: Sequence[np.ndarray]) -> None:
@@ -270,9 +272,9 @@ def _copy_columns(table: str, names: Sequence[str], kinds: Sequence[str], column
     for k, (kind, column) in enumerate(zip(kinds, columns, strict=True)):
         record[f"len{k}"] = 1 if kind == "bool" else 8
         record[f"val{k}"] = (column - PG_EPOCH_SECONDS) * 1_000_000 if kind == "ts" else column
-    with connection.cursor() as cursor:
-        with cursor.copy(f"COPY {table} ({', '.join(names)}) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.write(_COPY_HEADER + record.tobytes() + _COPY_TRAILER)
+    statement = f"COPY {table} ({', '.join(names)}) FROM STDIN (FORMAT BINARY)"
+    with connection.cursor() as cursor, cursor.copy(statement) as copy:
+        copy.write(_COPY_HEADER + record.tobytes() + _COPY_TRAILER)
 
 
 def readings_insert(*, columns: Sequence[np.ndarray], received_at: dt.datetime) -> None:

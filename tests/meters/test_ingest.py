@@ -122,7 +122,10 @@ def test_future_by_the_business_clock(meter_and_key, settings, backend):
 def test_before_installation(db, backend):
     installed = clock.today_start_utc() - dt.timedelta(days=1)
     meter, key = meter_make(member_make(), installed_at=installed)
-    items = [{"ts": iso(installed - STEP), "import_wh": 1, "export_wh": 0}, {"ts": iso(installed), "import_wh": 1, "export_wh": 0}]
+    items = [
+        {"ts": iso(installed - STEP), "import_wh": 1, "export_wh": 0},
+        {"ts": iso(installed), "import_wh": 1, "export_wh": 0},
+    ]
     body = post(bearer(key), meter.serial, items).json()
     assert _codes(body) == {0: "before_installation"} and body["accepted"] == 1
 
@@ -252,7 +255,7 @@ def test_a_bad_body_is_a_400_and_stores_nothing(meter_and_key, body):
 
 
 def test_a_meter_key_cannot_write_another_meter(meter_and_key, day0):
-    meter, key = meter_and_key
+    _meter, key = meter_and_key
     other, _ = meter_make(member_make())
     response = post(bearer(key), other.serial, series(day0, 2))
     assert response.status_code == 403

@@ -95,7 +95,10 @@ readings_ingest(readings=readings, meter=Meter.objects.get(pk={meter.pk}))
     assert not ReadingRejection.objects.exists()
     # The meter's lock died with the connection: the resend goes through, once.
     result = readings_ingest(
-        readings=[{"ts": iso(day0), "import_wh": 10, "export_wh": 0}, {"ts": iso(day0 + STEP), "import_wh": 20, "export_wh": 0}],
+        readings=[
+            {"ts": iso(day0), "import_wh": 10, "export_wh": 0},
+            {"ts": iso(day0 + STEP), "import_wh": 20, "export_wh": 0},
+        ],
         meter=meter,
     )
     assert result.accepted == 2

@@ -39,7 +39,7 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=None)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        self.rng = random.Random(options["seed"])
+        self.rng = random.Random(options["seed"])  # noqa: S311 - a simulation, not a secret
         self.options = options
         self.step = interval_seconds()
         url = urlparse(options["base_url"])
