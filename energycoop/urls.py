@@ -9,6 +9,7 @@ urlpatterns = [
     path("", include("apps.members.urls")),
     path("", include("apps.meters.urls")),
     path("", include("apps.market.urls")),
+    path("", include("apps.settlement.urls")),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("energycoop.api_urls")),

@@ -34,7 +34,6 @@ from apps.settlement.models import CorrectionCursor, MemberSettlement, RuleSet, 
 
 logger = logging.getLogger(__name__)
 
-RULE_VERSION = 1
 LEDGER_KIND = "settlement"
 
 
@@ -43,11 +42,19 @@ def _interval_length() -> dt.timedelta:
 
 
 def rule_set_current() -> RuleSet:
-    """The rule set new settlements use (version 1: the default rules), created on first use."""
+    """The rule set new settlements use (SETTLEMENT_MODE), created on first use."""
+    mode = settings.SETTLEMENT_MODE
+    if mode not in rules.RULE_VERSIONS:
+        raise Conflict(f"Unknown SETTLEMENT_MODE {mode!r}.", code="settlement_mode")
+    name, text = rules.RULES_TEXT[mode]
     rule_set, _ = RuleSet.objects.get_or_create(
-        version=RULE_VERSION, defaults={"name": "Default P2P settlement", "text": rules.RULES_V1_TEXT}
+        version=rules.RULE_VERSIONS[mode], defaults={"name": name, "text": text}
     )
     return rule_set
+
+
+def _mode_of(version: int) -> str:
+    return next(mode for mode, v in rules.RULE_VERSIONS.items() if v == version)
 
 
 @dataclass(frozen=True)
@@ -114,6 +121,40 @@ def interval_inputs(*, start: dt.datetime) -> IntervalInputs:
     return IntervalInputs(tariffs=_tariffs(start), members=members, complete=not missing)
 
 
+@dataclass(frozen=True)
+class IntervalLines:
+    lines: dict[int, rules.Lines]
+    hashes: dict[int, str]
+    tariffs: rules.Tariffs
+    load_wh: int = 0
+    gen_wh: int = 0
+
+
+def interval_lines(*, inputs: IntervalInputs, rule_version: int) -> IntervalLines:
+    """Apply the rule set to every member of the interval. Community modes price the whole
+    community at once, so their hashes include its totals: one member's late reading changes
+    everyone's prices, and everyone gets a correction."""
+    mode = _mode_of(rule_version)
+    if mode == "p2p":
+        return IntervalLines(
+            lines={m: rules.settle_member_v1(i, inputs.tariffs) for m, i in inputs.members.items()},
+            hashes={m: rules.inputs_hash(i, inputs.tariffs, rule_version) for m, i in inputs.members.items()},
+            tariffs=inputs.tariffs,
+        )
+    nets = [i.import_wh - i.export_wh for i in inputs.members.values()]
+    load = sum(n for n in nets if n > 0)
+    gen = -sum(n for n in nets if n < 0)
+    buy, sell = rules.community_prices(mode, load, gen, inputs.tariffs)
+    extra = f"{load}:{gen}"
+    return IntervalLines(
+        lines={m: rules.settle_member_community(i, buy, sell) for m, i in inputs.members.items()},
+        hashes={m: rules.inputs_hash(i, inputs.tariffs, rule_version, extra) for m, i in inputs.members.items()},
+        tariffs=inputs.tariffs,
+        load_wh=load,
+        gen_wh=gen,
+    )
+
+
 def _postings(lines: rules.Lines, member_account, coop: dict[str, object]) -> list[tuple[object, Decimal]]:  # type: ignore[no-untyped-def]
     candidates = [
         (member_account, -lines.total),
@@ -160,48 +201,89 @@ def interval_settle(*, start: dt.datetime, now: dt.datetime) -> SettleReport:
             report.already = True
             return report
         inputs = interval_inputs(start=start)
-        booked = _book(start=start, inputs=inputs, revisions={}, now=now, rule_version=rule_set.version)
+        computed = interval_lines(inputs=inputs, rule_version=rule_set.version)
         report.members = len(inputs.members)
-        report.booked = booked
+        report.booked = _book(
+            start=start, inputs=inputs, computed=computed, members=set(inputs.members), revisions={}, now=now,
+            rule_version=rule_set.version,
+        )  # fmt: skip
         report.estimated = sum(1 for i in inputs.members.values() if i.estimated)
         row.estimated = report.estimated > 0
         row.save(update_fields=["estimated"])
-        spread = market_selectors.interval_spread(start=start)
-        if spread:
-            coop = _coop_accounts()
-            ledger.transaction_post(
-                idempotency_key=f"settlement:{format_instant(start)}:spread:r1",
-                postings=[(coop[CoopAccount.P2P_CLEARING], -spread), (coop[CoopAccount.MARKET_SPREAD], spread)],
-                description=f"Market spread of {format_instant(start)} (pay-as-bid)",
-                kind="settlement.spread",
-                occurred_at=start,
-            )
+        _interval_entries_book(start=start, computed=computed, revision=1, previous_revision=None)
         market_services.interval_mark_settled(start=start)
     transaction.on_commit(_seal, robust=True)
     return report
+
+
+def _interval_entries_book(
+    *, start: dt.datetime, computed: IntervalLines, revision: int, previous_revision: int | None
+) -> None:
+    """The coop's interval-level bookings: the pay-as-bid spread (P2P mode) or the community's
+    grid cost and rounding (community modes), reversed and rebooked with each revision."""
+    coop = _coop_accounts()
+    stem = f"settlement:{format_instant(start)}:interval"
+    if previous_revision is not None:
+        previous = ledger_selectors.transaction_find(idempotency_key=f"{stem}:r{previous_revision}")
+        if previous is not None:
+            ledger.transaction_reverse(
+                transaction=previous,
+                idempotency_key=f"{stem}:r{previous_revision}:reversal",
+                description=f"Reversal of the interval booking of {format_instant(start)} r{previous_revision}",
+                occurred_at=start,
+            )
+    postings: list[tuple[object, Decimal]] = []
+    if computed.load_wh or computed.gen_wh:
+        collected = sum((lines.p2p_cost - lines.p2p_revenue for lines in computed.lines.values()), Decimal(0))
+        load, gen, tariffs = computed.load_wh, computed.gen_wh, computed.tariffs
+        grid_in = rules.money(max(0, load - gen) * tariffs.retail / 1000)
+        grid_out = rules.money(max(0, gen - load) * tariffs.feed_in / 1000)
+        postings = [
+            (coop[CoopAccount.P2P_CLEARING], -collected),
+            (coop[CoopAccount.GRID_PURCHASES], grid_in),
+            (coop[CoopAccount.GRID_SALES], -grid_out),
+            # What members paid beyond the grid cost is rounding (prices to 5, amounts to 4 places).
+            (coop[CoopAccount.ROUNDING], collected - grid_in + grid_out),
+        ]
+        description = f"Community grid cost of {format_instant(start)} r{revision}"
+    else:
+        spread = market_selectors.interval_spread(start=start)
+        postings = [(coop[CoopAccount.P2P_CLEARING], -spread), (coop[CoopAccount.MARKET_SPREAD], spread)]
+        description = f"Market spread of {format_instant(start)} r{revision} (pay-as-bid)"
+    postings = [(account, amount) for account, amount in postings if amount != 0]
+    if postings:
+        ledger.transaction_post(
+            idempotency_key=f"{stem}:r{revision}",
+            postings=postings,
+            description=description,
+            kind="settlement.interval",
+            occurred_at=start,
+        )
 
 
 def _book(
     *,
     start: dt.datetime,
     inputs: IntervalInputs,
+    computed: IntervalLines,
+    members: set[int],
     revisions: dict[int, MemberSettlement],
     now: dt.datetime,
     rule_version: int,
 ) -> int:
-    """Write settlements and their ledger transactions for the members in ``inputs``.
+    """Write settlements and their ledger transactions for ``members``.
 
     ``revisions`` maps members to their standing settlement, which is reversed and
     superseded; members without one get revision 1.
     """
-    members = Member.objects.in_bulk(list(inputs.members))
+    by_id = Member.objects.in_bulk(list(members))
     coop = _coop_accounts()
     entries: list[ledger.TransactionSpec] = []
     rows: list[MemberSettlement] = []
-    for member_id in sorted(inputs.members):
-        member = members[member_id]
+    for member_id in sorted(members):
+        member = by_id[member_id]
         member_inputs = inputs.members[member_id]
-        lines = rules.settle_member_v1(member_inputs, inputs.tariffs)
+        lines = computed.lines[member_id]
         previous = revisions.get(member_id)
         revision = previous.revision + 1 if previous else 1
         if previous is not None and previous.ledger_transaction_id:
@@ -212,11 +294,10 @@ def _book(
                 occurred_at=start,
             )
         postings = _postings(lines, ledger.account_for_member(member=member), coop)
-        key = _key(start, member, revision)
         if postings:
             entries.append(
                 ledger.TransactionSpec(
-                    idempotency_key=key,
+                    idempotency_key=_key(start, member, revision),
                     postings=postings,
                     description=f"Settlement of {format_instant(start)} r{revision}",
                     kind=LEDGER_KIND,
@@ -230,7 +311,7 @@ def _book(
                 revision=revision,
                 current=True,
                 rule_version=rule_version,
-                input_hash=rules.inputs_hash(member_inputs, inputs.tariffs, rule_version),
+                input_hash=computed.hashes[member_id],
                 inputs=rules.inputs_json(member_inputs, inputs.tariffs),
                 estimated=lines.estimated,
                 import_wh=lines.import_wh,
@@ -267,22 +348,24 @@ def interval_resettle(*, start: dt.datetime, now: dt.datetime) -> SettleReport:
         if row is None:
             return report
         inputs = interval_inputs(start=start)
+        computed = interval_lines(inputs=inputs, rule_version=row.rule_version)
         standing = {s.member_id: s for s in MemberSettlement.objects.filter(interval_start=start, current=True)}
-        changed: dict[int, rules.MemberInputs] = {}
-        for member_id, member_inputs in inputs.members.items():
-            previous = standing.get(member_id)
-            digest = rules.inputs_hash(member_inputs, inputs.tariffs, previous.rule_version if previous else 1)
-            if previous is None or previous.input_hash != digest:
-                changed[member_id] = member_inputs
+        changed = {
+            member_id
+            for member_id, digest in computed.hashes.items()
+            if member_id not in standing or standing[member_id].input_hash != digest
+        }
         if changed:
-            subset = IntervalInputs(tariffs=inputs.tariffs, members=changed, complete=inputs.complete)
             revisions = {m: standing[m] for m in changed if m in standing}
             report.corrected = _book(
-                start=start, inputs=subset, revisions=revisions, now=now, rule_version=row.rule_version
-            )
-            row.revision = (
-                max(row.revision, *(r.revision + 1 for r in revisions.values())) if revisions else row.revision
-            )
+                start=start, inputs=inputs, computed=computed, members=changed, revisions=revisions, now=now,
+                rule_version=row.rule_version,
+            )  # fmt: skip
+            if _mode_of(row.rule_version) != "p2p":
+                _interval_entries_book(
+                    start=start, computed=computed, revision=row.revision + 1, previous_revision=row.revision
+                )
+            row.revision += 1
         row.estimated = any(i.estimated for i in inputs.members.values())
         row.save(update_fields=["revision", "estimated"])
         report.members = len(inputs.members)
