@@ -244,7 +244,12 @@ def e2e_section(args: argparse.Namespace) -> None:
     print("timer covers: interval_clear() from call to return: lock, load the book, match (NumPy engine),")
     print("COPY the trades, UPDATE the orders' fills, write the result, commit, then hand market.cleared and")
     print("every trade.filled to the Redis channel layer (on_commit). Order insertion is setup, not timed.")
-    base = dt.datetime(2030, 1, 7, tzinfo=dt.UTC) + dt.timedelta(days=args.seed % 1000)
+    from apps.market.models import Interval
+
+    # Fresh intervals every run: a day after the latest one any earlier run used.
+    latest = Interval.objects.order_by("-start").values_list("start", flat=True).first()
+    base = max(dt.datetime(2030, 1, 7, tzinfo=dt.UTC), (latest or dt.datetime.min.replace(tzinfo=dt.UTC)))
+    base = base.replace(hour=0, minute=0) + dt.timedelta(days=1)
     seconds: list[float] = []
     for repeat in range(args.repeats):
         start = base + dt.timedelta(minutes=15 * repeat)

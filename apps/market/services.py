@@ -330,12 +330,6 @@ def _half_even_div(numerator: int, denominator: int) -> int:
     return quotient
 
 
-def _amount(quantity_wh: int, price_scaled: int) -> Decimal:
-    """quantity_wh × price / 1000 rounded half-even to 4 decimals, in exact integers:
-    price_scaled is price × 10^5, so the amount in 10^-4 units is q × p_scaled / 10^4."""
-    return Decimal(_half_even_div(quantity_wh * price_scaled, 10**4)).scaleb(-4)
-
-
 def _book_load(interval: Interval) -> tuple[engine.Book, np.ndarray]:
     """The interval's open orders as engine columns, and their members aligned by row."""
     if connection.vendor == "postgresql":
@@ -370,8 +364,21 @@ def _book_load(interval: Interval) -> tuple[engine.Book, np.ndarray]:
     return book, np.array(members, dtype=np.int64)
 
 
+def _scaled_text(value: int, places: int) -> str:
+    """An integer in units of 10^-places as a decimal string, without building a Decimal."""
+    sign = "-" if value < 0 else ""
+    whole, fraction = divmod(abs(value), 10**places)
+    return f"{sign}{whole}.{fraction:0{places}d}"
+
+
+def _amount_units(quantity_wh: int, price_scaled: int) -> int:
+    """quantity_wh x price / 1000 in units of 10^-4, rounded half-even once: price_scaled is
+    price x 10^5, so the amount is q x p_scaled / 10^8 currency = q x p_scaled / 10^4 units."""
+    return _half_even_div(quantity_wh * price_scaled, 10**4)
+
+
 def _trades_write(interval: Interval, cleared: engine.BookClearing, book: engine.Book, members: np.ndarray) -> int:
-    """Insert the trades: COPY on PostgreSQL, bulk_create elsewhere."""
+    """Insert the trades: COPY on PostgreSQL (text rows built from integers), bulk_create elsewhere."""
     count = int(cleared.quantity_wh.size)
     if not count:
         return 0
@@ -395,10 +402,10 @@ def _trades_write(interval: Interval, cleared: engine.BookClearing, book: engine
             buyer,
             seller,
             quantity,
-            engine.price_from_scaled(buyer_price),
-            engine.price_from_scaled(seller_price),
-            _amount(quantity, buyer_price),
-            _amount(quantity, seller_price),
+            _scaled_text(buyer_price, engine.PRICE_DECIMALS),
+            _scaled_text(seller_price, engine.PRICE_DECIMALS),
+            _scaled_text(_amount_units(quantity, buyer_price), 4),
+            _scaled_text(_amount_units(quantity, seller_price), 4),
         )
         for buy_id, sell_id, buyer, seller, quantity, buyer_price, seller_price in columns
     ]
@@ -409,8 +416,7 @@ def _trades_write(interval: Interval, cleared: engine.BookClearing, book: engine
                 "buyer_price, seller_price, buyer_amount, seller_amount) FROM STDIN"
             )
             with cursor.cursor.copy(copy_sql) as copy:
-                for row in rows:
-                    copy.write_row(row)
+                copy.write("".join("\t".join(map(str, row)) + "\n" for row in rows))
     else:
         Trade.objects.bulk_create(
             [
@@ -421,10 +427,10 @@ def _trades_write(interval: Interval, cleared: engine.BookClearing, book: engine
                     buyer_id=r[3],
                     seller_id=r[4],
                     quantity_wh=r[5],
-                    buyer_price=r[6],
-                    seller_price=r[7],
-                    buyer_amount=r[8],
-                    seller_amount=r[9],
+                    buyer_price=Decimal(r[6]),
+                    seller_price=Decimal(r[7]),
+                    buyer_amount=Decimal(r[8]),
+                    seller_amount=Decimal(r[9]),
                 )
                 for r in rows
             ],

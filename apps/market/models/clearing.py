@@ -36,11 +36,18 @@ class ClearingResult(models.Model):
 class Trade(models.Model):
     """One buyer, one seller, a quantity and the prices each side pays or gets."""
 
-    interval = models.ForeignKey(Interval, on_delete=models.PROTECT, related_name="trades")
-    buy_order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="buy_trades")
-    sell_order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="sell_trades")
-    buyer = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="buy_trades")
-    seller = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="sell_trades")
+    # A clearing writes tens of thousands of trades in one COPY: only the order references are
+    # checked by the database; interval, buyer and seller are copies of the orders' own,
+    # written by the clearing service alone, and each FK check or index costs every row.
+    interval = models.ForeignKey(Interval, on_delete=models.PROTECT, related_name="trades", db_constraint=False)
+    buy_order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="buy_trades", db_index=False)
+    sell_order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="sell_trades", db_index=False)
+    buyer = models.ForeignKey(
+        Member, on_delete=models.PROTECT, related_name="buy_trades", db_constraint=False, db_index=False
+    )
+    seller = models.ForeignKey(
+        Member, on_delete=models.PROTECT, related_name="sell_trades", db_constraint=False, db_index=False
+    )
     quantity_wh = models.PositiveBigIntegerField()
     buyer_price = models.DecimalField(**PRICE, help_text="What the buyer pays per kWh.")
     seller_price = models.DecimalField(**PRICE, help_text="What the seller gets per kWh (pay-as-bid: its ask).")
