@@ -4,8 +4,8 @@ Most members never place an order by hand; this is what makes the market live. F
 active member with a main meter whose trading is not paused, and every interval in the next
 ``AUTOTRADE_INTERVALS`` whose gate is open and that holds no order of the member's own, the
 forecast surplus is offered and the forecast deficit bid for. Safe to run twice and at once:
-each member is reconciled under its row lock, and the database allows one open automated
-order per member and interval.
+each member is reconciled under its row lock, reading its orders only after taking it, so a
+second run finds the first run's orders and leaves them be.
 """
 
 from __future__ import annotations
