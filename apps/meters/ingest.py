@@ -30,6 +30,7 @@ from apps.common import clock
 from apps.common.exceptions import ValidationFailed
 from apps.meters import store, vee
 from apps.meters.choices import RejectionCode
+from apps.meters.models import Meter
 from apps.meters.signals import interval_energy_changed
 
 MAX_READINGS_PER_REQUEST = 10_000
@@ -467,7 +468,7 @@ def _write(request: _Request) -> None:
         meter_ids = [c[0] for c in request.corrections]
         interval_starts = [times[c[1]] for c in request.corrections]
         _send: Callable[[], object] = lambda: interval_energy_changed.send(  # noqa: E731
-            sender=IngestResult, meter_ids=meter_ids, interval_starts=interval_starts
+            sender=Meter, meter_ids=meter_ids, interval_starts=interval_starts
         )
         transaction.on_commit(_send)
 
