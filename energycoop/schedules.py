@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from celery.schedules import crontab
 from django.conf import settings
 
 
@@ -30,5 +31,30 @@ def beat_schedule() -> dict[str, dict[str, Any]]:
             "task": "apps.meters.tasks.rollups_refresh",
             "schedule": 15.0,
             "options": {"expires": 15},
+        },
+        # Ledger: seal pending transactions into a block (settlement runs also seal right
+        # after they book). Every 5 minutes keeps the unsealed tail, which members cannot
+        # prove yet, short; an empty run is one indexed query. A missed run is simply caught
+        # up by the next, so a stale one expires.
+        "ledger-seal": {
+            "task": "apps.ledger.tasks.seal_pending",
+            "schedule": 300.0,
+            "options": {"expires": 240},
+        },
+        # Ledger: daily verification from the last verified block (hashes, Merkle roots,
+        # chain links, balances), alerting operators on failure. At night, when settlement
+        # is quiet; a run that waited hours is replaced by the next day's.
+        "ledger-verify-daily": {
+            "task": "apps.ledger.tasks.verify",
+            "schedule": crontab(hour=3, minute=17),
+            "options": {"expires": 6 * 3600},
+        },
+        # Ledger: weekly full verification from the first block, because the daily check
+        # reads only new blocks and would miss a rewrite of an old row (triggers disabled).
+        "ledger-verify-weekly-full": {
+            "task": "apps.ledger.tasks.verify",
+            "schedule": crontab(day_of_week="sun", hour=4, minute=17),
+            "kwargs": {"full": True},
+            "options": {"expires": 12 * 3600},
         },
     }
