@@ -277,6 +277,7 @@ def _book(
     superseded; members without one get revision 1.
     """
     by_id = Member.objects.in_bulk(list(members))
+    accounts = ledger.accounts_for_members(members=list(by_id.values()))
     coop = _coop_accounts()
     entries: list[ledger.TransactionSpec] = []
     rows: list[MemberSettlement] = []
@@ -293,7 +294,7 @@ def _book(
                 description=f"Reversal of the settlement of {format_instant(start)} r{previous.revision}",
                 occurred_at=start,
             )
-        postings = _postings(lines, ledger.account_for_member(member=member), coop)
+        postings = _postings(lines, accounts[member_id], coop)
         if postings:
             entries.append(
                 ledger.TransactionSpec(
