@@ -22,11 +22,12 @@ from apps.ledger.models import Posting, Transaction
 from apps.market.choices import IntervalState
 from apps.market.models import Interval, Trade
 from apps.market.services import interval_clear, order_input_parse, order_submit
-from apps.meters.services import readings_ingest
+from apps.meters.services import readings_ingest, rollups_refresh
 from apps.settlement.models import MemberSettlement, SettledInterval
 from apps.settlement.services import corrections_run, interval_settle, intervals_settle_due
 from tests.conftest import ROOT, bearer, process_env, wait_for
 from tests.factories import member_make, meter_make, token_make
+from tests.meters.test_energy import _recompute, _stored_rollups
 from tests.settlement.reference import interval_energy_from_registers, reference_lines
 
 pytestmark = pytest.mark.postgres
@@ -267,6 +268,10 @@ def test_a_late_reading_replaces_the_estimate_and_books_a_correction():
     assert balance == {"balance": "-0.2700", "currency": "EUR"}
     # Running corrections again books nothing more.
     assert corrections_run(now=NOW) == []
+    # The hourly and daily rollups, kept incrementally, equal a recompute from interval energy.
+    while rollups_refresh():
+        pass
+    assert _stored_rollups() == _recompute()
     out = StringIO()
     call_command("ledger_verify", stdout=out)
 
