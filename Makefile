@@ -37,6 +37,14 @@ lint: $(VENV)/.dev-installed
 	$(PY) manage.py makemigrations --check --dry-run
 	$(VENV)/bin/mypy
 
+## bench: the performance scripts (minutes each; figures in docs/performance.md)
+bench: $(VENV)/.dev-installed
+	$(PY) bench/clearing.py
+	$(PY) bench/settlement.py
+	$(PY) bench/ledger.py
+	$(PY) bench/ingest.py
+	$(PY) bench/fanout.py
+
 format: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
