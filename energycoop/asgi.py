@@ -10,14 +10,13 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "energycoop.settings.dev")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-from apps.realtime.auth import TokenOrSessionAuthMiddlewareStack  # noqa: E402
+from apps.realtime.auth import LiveSocketStack  # noqa: E402
 from apps.realtime.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(TokenOrSessionAuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": LiveSocketStack(URLRouter(websocket_urlpatterns)),
     }
 )

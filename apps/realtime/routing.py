@@ -1,5 +1,13 @@
-from django.urls import path
+"""The live endpoints (see CONTRACT.md "Live" and docs/live.md)."""
 
-from apps.realtime.consumers import LiveConsumer
+from channels.security.websocket import WebsocketDenier
+from django.urls import path, re_path
 
-websocket_urlpatterns = [path("ws/live/", LiveConsumer.as_asgi())]
+from apps.realtime.consumers import LiveConsumer, TickerConsumer
+
+websocket_urlpatterns = [
+    path("ws/live/", LiveConsumer.as_asgi()),
+    path("ws/ticker/", TickerConsumer.as_asgi()),
+    # Any other path is refused at the handshake rather than raising "No route found".
+    re_path(r"", WebsocketDenier.as_asgi()),
+]

@@ -126,7 +126,7 @@ REDIS_URL = env.get_str("REDIS_URL")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "apps.realtime.layers.RedisChannelLayer",
             "CONFIG": {"hosts": [REDIS_URL], "prefix": env.get_str("CHANNELS_PREFIX", "energycoop")},
         }
     }

@@ -9,7 +9,7 @@ DATABASES = {"default": env.database_config(env.require_str("DATABASE_URL"))}
 REDIS_URL = env.require_str("REDIS_URL")
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "BACKEND": "apps.realtime.layers.RedisChannelLayer",
         "CONFIG": {"hosts": [REDIS_URL], "prefix": env.get_str("CHANNELS_PREFIX", "energycoop")},
     }
 }

@@ -10,7 +10,7 @@ DATABASES = {"default": env.database_config("postgres://postgres@127.0.0.1:5432/
 REDIS_URL = env.get_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "BACKEND": "apps.realtime.layers.RedisChannelLayer",
         "CONFIG": {"hosts": [REDIS_URL], "prefix": env.get_str("CHANNELS_PREFIX", "energycoop-test")},
     }
 }

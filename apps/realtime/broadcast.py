@@ -1,0 +1,157 @@
+"""The one way other apps put something on a live socket.
+
+    from apps.realtime.broadcast import broadcast, broadcast_many, market_depth_publish
+    from apps.realtime.payloads import MarketCleared, TradeFilled
+
+    broadcast(MarketCleared(interval_start=start, price=price, volume_wh=volume_wh, trades=n))
+    broadcast_many([(TradeFilled(order_id=o.pk, quantity_wh=q, price=price), o.member_id) for ...])
+    market_depth_publish(interval_start=start, bids=[(price, wh), ...], offers=[(price, wh), ...])
+
+Every call only schedules: the message leaves after the current transaction commits, and a
+rolled-back transaction (or savepoint) sends nothing. Outside a transaction it leaves at once.
+The payload is validated and encoded at the call, so a bad value fails the caller's use case.
+A failure to reach Redis after commit is logged, never raised into a use case that already
+committed. Routing (which groups see which type) is :func:`apps.realtime.groups.groups_for`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.core.cache import cache
+from django.db import transaction
+
+from apps.realtime import groups
+from apps.realtime.payloads import LivePayload, MarketDepth
+from apps.realtime.selectors import CLEARED_RECENT_KEEP, CLEARED_RECENT_KEY
+from apps.realtime.throttle import Coalescer
+
+logger = logging.getLogger(__name__)
+
+# market.depth leaves at most once per this many seconds per interval (plus the final state).
+DEPTH_WINDOW_S = 0.25
+CLEARED_RECENT_TTL_S = 7 * 24 * 3600
+
+# A delivery: the groups and the channel-layer event for them.
+_Delivery = tuple[tuple[str, ...], dict[str, Any]]
+# Tasks started from inside an event loop, kept referenced until they finish.
+_in_flight: set[asyncio.Task] = set()
+
+
+def encode(payload: LivePayload) -> str:
+    """The JSON text a socket receives for ``payload`` (encoded once for every socket)."""
+    return json.dumps(payload.as_message(), separators=(",", ":"))
+
+
+def live_event(text: str) -> dict[str, Any]:
+    """The channel-layer event the consumers turn into a socket message."""
+    return {"type": "live.event", "text": text}
+
+
+def broadcast(payload: LivePayload, *, member_id: int | None = None) -> None:
+    """Send ``payload`` to its audience after commit; ``member_id`` is required for a private
+    payload (``TradeFilled``) and refused for the others. ``MarketDepth`` is throttled."""
+    broadcast_many([(payload, member_id)])
+
+
+def broadcast_many(items: Iterable[tuple[LivePayload, int | None]]) -> None:
+    """Like :func:`broadcast` for many ``(payload, member_id)`` pairs, sent in order, in one go
+    after commit: what a clearing with thousands of fills should call."""
+    deliveries: list[_Delivery] = []
+    depths: list[tuple[str, str]] = []
+    cleared: list[dict[str, Any]] = []
+    for payload, member_id in items:
+        targets = groups.groups_for(payload.type, member_id=member_id)
+        message = payload.as_message()
+        text = json.dumps(message, separators=(",", ":"))
+        if isinstance(payload, MarketDepth):
+            depths.append((message["interval_start"], text))
+            continue
+        if payload.type in groups.PUBLIC_TYPES:
+            cleared.append(message)
+        deliveries.append((targets, live_event(text)))
+    if deliveries or cleared:
+        transaction.on_commit(functools.partial(_deliver, deliveries, cleared), robust=True)
+    for interval_start, text in depths:
+        transaction.on_commit(functools.partial(_depth.offer, interval_start, text), robust=True)
+
+
+def market_depth_publish(
+    *, interval_start: Any, bids: Sequence[tuple[Decimal, int]], offers: Sequence[tuple[Decimal, int]]
+) -> None:
+    """Publish an interval's aggregated book after commit, at most a few times a second per
+    interval across all processes; the last state published always reaches the sockets."""
+    broadcast(MarketDepth(interval_start=interval_start, bids=bids, offers=offers))
+
+
+def member_sockets_close(*, member_id: int) -> None:
+    """Close every live socket of the member after commit (their membership stopped being
+    active); the sockets see close code 4403 and live.js does not reconnect."""
+    from apps.realtime.consumers import CLOSE_MEMBERSHIP_ENDED
+
+    event = {"type": "live.close", "code": CLOSE_MEMBERSHIP_ENDED}
+    delivery: _Delivery = ((groups.member_group(member_id),), event)
+    transaction.on_commit(functools.partial(_deliver, [delivery], []), robust=True)
+
+
+def _deliver(deliveries: list[_Delivery], cleared: list[dict[str, Any]]) -> None:
+    if cleared:
+        _cleared_remember(cleared)
+    if deliveries:
+        _send(deliveries)
+
+
+def _cleared_remember(messages: list[dict[str, Any]]) -> None:
+    """Keep the last cleared prices for pages rendered before any socket message arrives."""
+    rows = [row for row in cache.get(CLEARED_RECENT_KEY) or [] if isinstance(row, dict)]
+    fresh = {message["interval_start"] for message in messages}
+    rows = [row for row in rows if row.get("interval_start") not in fresh] + messages
+    rows.sort(key=lambda row: row["interval_start"], reverse=True)
+    cache.set(CLEARED_RECENT_KEY, rows[:CLEARED_RECENT_KEEP], CLEARED_RECENT_TTL_S)
+
+
+def _send(deliveries: list[_Delivery]) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        async_to_sync(_send_async)(layer, deliveries)
+        return
+    # Called from inside an event loop (async code outside a transaction): send in the
+    # background rather than block the loop.
+    task = loop.create_task(_send_async(layer, deliveries))
+    _in_flight.add(task)
+    task.add_done_callback(_sent)
+
+
+def _sent(task: asyncio.Task) -> None:
+    _in_flight.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("A live broadcast failed", exc_info=task.exception())
+
+
+async def _send_async(layer: Any, deliveries: list[_Delivery]) -> None:
+    pairs = [(group, event) for targets, event in deliveries for group in targets]
+    send_many = getattr(layer, "group_send_many", None)
+    if send_many is not None and len(pairs) > 1:
+        await send_many(pairs)
+        return
+    for group, event in pairs:
+        await layer.group_send(group, event)
+
+
+def _depth_send(interval_start: str, text: str) -> None:
+    _send([(groups.groups_for(MarketDepth.type), live_event(text))])
+
+
+_depth = Coalescer(name="realtime:depth", window_s=DEPTH_WINDOW_S, send=_depth_send)
