@@ -154,8 +154,9 @@ class Posting(AppendOnlyModel):
             models.CheckConstraint(condition=~models.Q(amount=0), name="ledger_posting_amount_not_zero"),
         ]
         indexes = [
-            # Balances are sums of postings: an index-only scan per account on PostgreSQL.
-            models.Index(fields=["account"], include=["amount"], name="ledger_posting_account_idx"),
+            # Balances are sums of postings: with the amount in the key (not INCLUDE, which
+            # SQLite lacks), an index-only scan per account on PostgreSQL.
+            models.Index(fields=["account", "amount"], name="ledger_posting_account_amt_idx"),
         ]
 
     def __str__(self) -> str:
