@@ -115,3 +115,33 @@ def wait_for(predicate, *, timeout: float, interval: float = 0.2, message: str =
             return
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+
+
+def sigkill_mid_transaction(*, module: str, step: str, call: str, marker: Path) -> str:
+    """Run ``call`` in a separate ``manage.py shell`` process whose ``module.step`` is wrapped to
+    record its result in ``marker`` and then hang, still inside the transaction; SIGKILL the
+    process once the marker appears. Returns what the step recorded."""
+    script = (
+        f"import time, pathlib\nfrom {module.rsplit('.', 1)[0]} import {module.rsplit('.', 1)[1]} as target\n"
+        "from apps.common.clock import parse_instant\n"
+        f"original = target.{step}\n"
+        "def hang(*a, **k):\n"
+        f"    n = original(*a, **k); pathlib.Path({str(marker)!r}).write_text(str(n)); time.sleep(60); return n\n"
+        f"target.{step} = hang\n"
+        f"target.{call}\n"
+    )
+    import os
+    import signal
+
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "shell", "-c", script], cwd=ROOT, env=process_env(), start_new_session=True
+    )
+    try:
+        wait_for(marker.exists, timeout=60, message=f"{step} to run (uncommitted)")
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    time.sleep(0.2)
+    return marker.read_text()

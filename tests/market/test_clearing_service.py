@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import threading
-import time
 from decimal import Decimal
 
 import pytest
@@ -18,7 +13,7 @@ from apps.market import services
 from apps.market.choices import IntervalState, Mechanism, OrderStatus
 from apps.market.models import ClearingResult, Interval, Order, Trade
 from apps.market.services import interval_clear, order_input_parse, order_submit
-from tests.conftest import ROOT, process_env, wait_for
+from tests.conftest import sigkill_mid_transaction
 from tests.factories import member_make, meter_make
 from tests.market.conftest import NEXT, NOW, iso
 
@@ -170,29 +165,14 @@ def test_a_failure_half_way_leaves_nothing_and_the_rerun_completes(monkeypatch):
 @pytest.mark.django_db(transaction=True)
 def test_sigkill_mid_clearing_leaves_nothing_half_written(tmp_path):
     _book()
-    marker = tmp_path / "trades-written"
-    script = (
-        "import time, pathlib; from apps.market import services; "
-        "from apps.common.clock import parse_instant; "
-        "original = services._trades_write\n"
-        "def slow(*a, **k):\n"
-        f"    n = original(*a, **k); pathlib.Path({str(marker)!r}).write_text(str(n)); time.sleep(60); return n\n"
-        "services._trades_write = slow\n"
-        f"services.interval_clear(start=parse_instant({iso(NEXT)!r}), now=parse_instant({iso(NEXT)!r}))\n"
+    recorded = sigkill_mid_transaction(
+        module="apps.market.services",
+        step="_trades_write",
+        call=f"interval_clear(start=parse_instant({iso(NEXT)!r}), now=parse_instant({iso(NEXT)!r}))",
+        marker=tmp_path / "trades-written",
     )
-    proc = subprocess.Popen(
-        [sys.executable, "manage.py", "shell", "-c", script], cwd=ROOT, env=process_env(), start_new_session=True
-    )
-    try:
-        wait_for(marker.exists, timeout=60, message="the clearing to write its trades")
-        # The trades are inserted but not committed: kill the process now.
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    time.sleep(0.2)
-    assert marker.read_text() == "3"
+    # The trades were inserted, not committed, when the process died.
+    assert recorded == "3"
     assert not Trade.objects.exists() and not ClearingResult.objects.exists()
     assert set(Order.objects.values_list("status", flat=True)) == {OrderStatus.OPEN}
     result = interval_clear(start=NEXT, now=NEXT)

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import random
-import signal
-import subprocess
-import sys
 import threading
 from decimal import Decimal
 from io import StringIO
@@ -25,7 +21,7 @@ from apps.market.services import interval_clear, order_input_parse, order_submit
 from apps.meters.services import readings_ingest, rollups_refresh
 from apps.settlement.models import MemberSettlement, SettledInterval
 from apps.settlement.services import corrections_run, interval_settle, intervals_settle_due
-from tests.conftest import ROOT, bearer, process_env, wait_for
+from tests.conftest import bearer, sigkill_mid_transaction
 from tests.factories import member_make, meter_make, token_make
 from tests.meters.test_energy import _recompute, _stored_rollups
 from tests.settlement.reference import interval_energy_from_registers, reference_lines
@@ -188,29 +184,14 @@ def test_two_concurrent_settlements_book_once():
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_killed_half_way_leaves_nothing_and_the_rerun_completes(tmp_path):
     _community(6, members=4)
-    marker = tmp_path / "booked"
-    script = (
-        "import time, pathlib\n"
-        "from apps.settlement import services\n"
-        "from apps.common.clock import parse_instant\n"
-        "original = services._book\n"
-        "def slow(**kw):\n"
-        f"    n = original(**kw); pathlib.Path({str(marker)!r}).write_text(str(n)); time.sleep(60); return n\n"
-        "services._book = slow\n"
-        f"services.interval_settle(start=parse_instant({format_instant(FIRST)!r}), "
-        f"now=parse_instant({format_instant(NOW)!r}))\n"
+    recorded = sigkill_mid_transaction(
+        module="apps.settlement.services",
+        step="_book",
+        call=f"interval_settle(start=parse_instant({format_instant(FIRST)!r}), "
+        f"now=parse_instant({format_instant(NOW)!r}))",
+        marker=tmp_path / "booked",
     )
-    proc = subprocess.Popen(
-        [sys.executable, "manage.py", "shell", "-c", script], cwd=ROOT, env=process_env(), start_new_session=True
-    )
-    try:
-        wait_for(marker.exists, timeout=60, message="the settlement to book (uncommitted)")
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    assert marker.read_text() == "4"
+    assert recorded == "4"
     assert not MemberSettlement.objects.exists() and not SettledInterval.objects.exists()
     assert not Transaction.objects.filter(kind="settlement").exists()
     report = interval_settle(start=FIRST, now=NOW)

@@ -7,6 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apps.common import clock
+from apps.common.commands import interval_option_add, interval_option_parse
 from apps.common.exceptions import DomainError
 from apps.market.services import interval_clear, intervals_clear_due
 
@@ -15,19 +16,13 @@ class Command(BaseCommand):
     help = "Clear every interval with orders whose gate has closed (or the one named); safe to run twice."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--interval", help="Interval start, ISO 8601 UTC, e.g. 2026-11-23T08:00:00Z.")
+        interval_option_add(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
         now = clock.now()
         try:
-            if options["interval"]:
-                try:
-                    start = clock.parse_instant(options["interval"])
-                except ValueError as exc:
-                    raise CommandError(str(exc)) from exc
-                results = [interval_clear(start=start, now=now)]
-            else:
-                results = intervals_clear_due(now=now)
+            start = interval_option_parse(options["interval"])
+            results = [interval_clear(start=start, now=now)] if start is not None else intervals_clear_due(now=now)
         except DomainError as exc:
             raise CommandError(exc.message) from exc
         for result in results:

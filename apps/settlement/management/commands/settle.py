@@ -7,6 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apps.common import clock
+from apps.common.commands import interval_option_add, interval_option_parse
 from apps.common.exceptions import DomainError
 from apps.settlement.services import corrections_run, interval_resettle, interval_settle, intervals_settle_due
 
@@ -15,16 +16,13 @@ class Command(BaseCommand):
     help = "Settle every interval that is due (or the one named) and book corrections; safe to run twice."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--interval", help="Interval start, ISO 8601 UTC, e.g. 2026-11-23T08:00:00Z.")
+        interval_option_add(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
         now = clock.now()
         try:
-            if options["interval"]:
-                try:
-                    start = clock.parse_instant(options["interval"])
-                except ValueError as exc:
-                    raise CommandError(str(exc)) from exc
+            start = interval_option_parse(options["interval"])
+            if start is not None:
                 report = interval_settle(start=start, now=now)
                 reports = [report if not report.already else interval_resettle(start=start, now=now)]
             else:
