@@ -65,6 +65,38 @@ def account_for_member(*, member: Member) -> Account:
     )
 
 
+def accounts_for_members(*, members: Sequence[Member]) -> dict[int, Account]:
+    """Every member's account by member id, creating the missing ones in one statement.
+
+    For settlement, which books thousands of members at once; safe when two callers race
+    (a conflicting insert is skipped and the winner's row is read back).
+    """
+    wanted = {m.pk: m for m in members}
+
+    def read(member_ids: list[int]) -> dict[int, Account]:
+        return {a.member_id: a for a in Account.objects.filter(member_id__in=member_ids) if a.member_id is not None}
+
+    accounts = read(list(wanted))
+    missing = [m for pk, m in wanted.items() if pk not in accounts]
+    if missing:
+        now = timezone.now()
+        Account.objects.bulk_create(
+            [
+                Account(
+                    code=f"member:{m.number}",
+                    kind=AccountKind.MEMBER,
+                    member=m,
+                    name=f"Member {m.number}",
+                    created_at=now,
+                )
+                for m in missing
+            ],
+            ignore_conflicts=True,
+        )
+        accounts.update(read([m.pk for m in missing]))
+    return accounts
+
+
 def coop_account(*, code: str) -> Account:
     """One of the coop's accounts (a :class:`CoopAccount` code), created on first use."""
     if code not in CoopAccount.values:

@@ -293,3 +293,16 @@ def test_transactions_are_found_by_key_and_id(member_account):
     assert transaction_get(pk=tx.pk) == tx
     with pytest.raises(NotFound):
         transaction_get(pk=tx.pk + 1000)
+
+
+def test_accounts_for_many_members_at_once(member, django_assert_max_num_queries):
+    from apps.ledger.services import accounts_for_members
+
+    existing = account_for_member(member=member)
+    others = [member_make() for _ in range(3)]
+    with django_assert_max_num_queries(3):
+        accounts = accounts_for_members(members=[member, *others])
+    assert accounts[member.pk] == existing
+    assert {accounts[m.pk].code for m in others} == {f"member:{m.number}" for m in others}
+    assert accounts_for_members(members=others) == {m.pk: accounts[m.pk] for m in others}
+    assert Account.objects.filter(kind="member").count() == 4
