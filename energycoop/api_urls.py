@@ -11,6 +11,8 @@ urlpatterns = [
     path("redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("", include("apps.members.api.urls")),
     path("", include("apps.meters.api.urls")),
+    path("", include("apps.market.api.urls")),
+    path("", include("apps.settlement.api.urls")),
     path("", include("apps.ledger.api.urls")),
     # Anything else under /api/v1/ answers in the contract's JSON error shape.
     re_path(r"^.*$", api_not_found),

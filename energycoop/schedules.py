@@ -32,6 +32,33 @@ def beat_schedule() -> dict[str, dict[str, Any]]:
             "schedule": 15.0,
             "options": {"expires": 15},
         },
+        # Market: clear every interval whose gate has closed. Gate closure comes every
+        # MARKET_INTERVAL_MINUTES; polling every 10 s publishes the price within seconds of
+        # it, and a run with nothing due is one indexed query. Idempotent (row lock + unique
+        # result per interval), so overlapping runs are harmless; a stale run expires.
+        "market-clear-due": {
+            "task": "apps.market.tasks.market_clear_due",
+            "schedule": 10.0,
+            "options": {"expires": 10},
+        },
+        # Market: automated trading for the next intervals, so that the market has volume
+        # although most members never place an order by hand. Every AUTOTRADE_SECONDS (60 by
+        # default) reacts to new readings well before each gate closure; idempotent (each
+        # member reconciled under its row lock), a stale run expires.
+        "market-autotrade": {
+            "task": "apps.market.tasks.autotrade_run",
+            "schedule": float(settings.AUTOTRADE_SECONDS),
+            "options": {"expires": settings.AUTOTRADE_SECONDS},
+        },
+        # Settlement: settle intervals whose readings are in (or whose cutoff passed) and book
+        # corrections for late readings. Every minute settles within a minute of the last
+        # reading; idempotent (unique interval row, ledger keys with the revision), so an
+        # overlap books nothing twice; a stale run expires.
+        "settlement-settle-due": {
+            "task": "apps.settlement.tasks.settle_due",
+            "schedule": 60.0,
+            "options": {"expires": 55},
+        },
         # Ledger: seal pending transactions into a block (settlement runs also seal right
         # after they book). Every 5 minutes keeps the unsealed tail, which members cannot
         # prove yet, short; an empty run is one indexed query. A missed run is simply caught

@@ -181,6 +181,27 @@ CURRENCY = env.get_str("COOP_CURRENCY", "EUR")
 MARKET_INTERVAL_MINUTES = env.get_int("MARKET_INTERVAL_MINUTES", 15)
 MARKET_OPEN_HOURS = env.get_int("MARKET_OPEN_HOURS", 24)
 MARKET_GATE_CLOSURE_MINUTES = env.get_int("MARKET_GATE_CLOSURE_MINUTES", 5)
+# Clearing mechanism: pay_as_clear (uniform price, the default) or pay_as_bid.
+MARKET_MECHANISM = env.get_str("MARKET_MECHANISM", "pay_as_clear")
+# Automated trading: how often it runs and how many intervals ahead it places orders.
+AUTOTRADE_SECONDS = env.get_int("AUTOTRADE_SECONDS", 60)
+AUTOTRADE_INTERVALS = env.get_int("AUTOTRADE_INTERVALS", 4)
+# Tariffs used when no time-of-use schedule or dynamic price covers an interval (per kWh).
+TARIFF_DEFAULT_RETAIL = env.get_str("TARIFF_DEFAULT_RETAIL", "0.30000")
+TARIFF_DEFAULT_FEED_IN = env.get_str("TARIFF_DEFAULT_FEED_IN", "0.07000")
+TARIFF_DEFAULT_IMBALANCE = env.get_str("TARIFF_DEFAULT_IMBALANCE", "0.30000")
+TARIFF_DEFAULT_NETWORK_FEE = env.get_str("TARIFF_DEFAULT_NETWORK_FEE", "0.03000")
+TARIFF_DEFAULT_COOP_FEE = env.get_str("TARIFF_DEFAULT_COOP_FEE", "0.00500")
+# Settlement mode: p2p (the market's trades, the default rules) or community sharing without
+# a market: community_sdr (supply-demand ratio), community_mmr (mid-market rate),
+# community_bs (bill sharing).
+SETTLEMENT_MODE = env.get_str("SETTLEMENT_MODE", "p2p")
+# Settlement: an interval is settled when its readings are in, or this long after it ended
+# (estimating what is missing); corrections are booked for this many days; the first run
+# looks back this far.
+SETTLEMENT_CUTOFF_MINUTES = env.get_int("SETTLEMENT_CUTOFF_MINUTES", 60)
+SETTLEMENT_CORRECTION_DAYS = env.get_int("SETTLEMENT_CORRECTION_DAYS", 7)
+SETTLEMENT_LOOKBACK_HOURS = env.get_int("SETTLEMENT_LOOKBACK_HOURS", 48)
 # Connection capacity of a household grid connection when none is registered (3x25 A).
 DEFAULT_CONNECTION_CAPACITY_W = env.get_int("DEFAULT_CONNECTION_CAPACITY_W", 17250)
 # Business clock (CONTRACT.md): shifted time for market, readings, clearing, settlement, beat.
