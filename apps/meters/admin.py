@@ -2,7 +2,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from apps.meters.models import Meter
+from apps.meters.models import IntervalCorrection, Meter, ReadingRejection
 from apps.meters.services import meter_key_rotate
 
 
@@ -21,3 +21,34 @@ class MeterAdmin(admin.ModelAdmin):
         for meter in queryset.order_by("pk"):
             key = meter_key_rotate(meter=meter)
             messages.warning(request, f"New device key for {meter.serial} (shown once): {key}")
+
+
+@admin.register(ReadingRejection)
+class ReadingRejectionAdmin(admin.ModelAdmin):
+    """Refused readings, for operators tracing a misbehaving meter (read-only)."""
+
+    list_display = ("received_at", "serial", "ts", "code", "message")
+    list_filter = ("code",)
+    search_fields = ("serial",)
+    date_hierarchy = "received_at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(IntervalCorrection)
+class IntervalCorrectionAdmin(admin.ModelAdmin):
+    """Stored interval energy that changed (estimates replaced), as settlement sees it (read-only)."""
+
+    list_display = ("created_at", "meter", "interval_start", "old_import_wh", "new_import_wh", "old_estimated")
+    search_fields = ("meter__serial",)
+    list_select_related = ("meter",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False

@@ -302,3 +302,34 @@ def test_a_year_dashboard_for_ten_meters_answers_from_rollups_in_bounded_queries
         hourly = member_energy_dashboard(member=member, start=end_at - dt.timedelta(days=7), end=end_at, grain="hour")
     assert len(hourly.member_buckets) == 7 * 24
     assert Reading.objects.filter(meter__in=meters).count() == 10 * (intervals + 1)
+
+
+def test_meter_swap_command_prints_the_new_key(db, day0):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    old, _ = meter_make(member_make())
+    readings_ingest(readings=[_reading(day0, 100)], meter=old)
+    out = StringIO()
+    at = iso(day0 + 2 * STEP)
+    call_command(
+        "meter_swap",
+        old.serial,
+        "NEW-CMD",
+        "--at",
+        at,
+        "--old-final",
+        "300",
+        "0",
+        "--new-initial",
+        "5",
+        "0",
+        stdout=out,
+    )
+    assert out.getvalue().strip().startswith("ecm_")
+    assert Meter.objects.get(serial="NEW-CMD").installed_at == day0 + 2 * STEP
+    with pytest.raises(CommandError, match="already removed"):
+        call_command(
+            "meter_swap", old.serial, "NEW-CMD2", "--at", at, "--old-final", "300", "0", "--new-initial", "0", "0"
+        )
