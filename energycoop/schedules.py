@@ -32,6 +32,16 @@ def beat_schedule() -> dict[str, dict[str, Any]]:
             "schedule": 15.0,
             "options": {"expires": 15},
         },
+        # Meters: estimate the intervals of meters that have been silent for over an hour, so
+        # that settlement at its cutoff finds every main meter's energy (flagged estimated; the
+        # readings replace it when they come). Every 5 minutes is well inside the hour; it only
+        # fills empty intervals under the ingest's meter locks, so overlapping runs add
+        # nothing twice; a stale run expires.
+        "meters-estimate-quiet": {
+            "task": "apps.meters.tasks.estimate_quiet_meters",
+            "schedule": 300.0,
+            "options": {"expires": 240},
+        },
         # Market: clear every interval whose gate has closed. Gate closure comes every
         # MARKET_INTERVAL_MINUTES; polling every 10 s publishes the price within seconds of
         # it, and a run with nothing due is one indexed query. Idempotent (row lock + unique

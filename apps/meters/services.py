@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -206,6 +207,73 @@ def meter_swap(
                 fields={"new_initial_import_wh": [result.rejected[0].message]},
             )
     return new, key
+
+
+# --- estimates for meters that went quiet -------------------------------------------------
+
+# How long after an interval ends its meter may stay silent before the interval is estimated
+# (settlement's default cutoff is one hour), and how far back a silent meter is filled.
+QUIET_ESTIMATE_AFTER = dt.timedelta(hours=1)
+QUIET_ESTIMATE_HORIZON = dt.timedelta(days=7)
+
+
+def interval_energy_estimate_quiet(*, now: dt.datetime | None = None, meter_ids: list[int] | None = None) -> int:
+    """Estimate the intervals after each quiet meter's latest reading, up to an hour ago.
+
+    For settlement at its cutoff: a main or sub-meter in service whose latest reading is older
+    than ``QUIET_ESTIMATE_AFTER`` gets estimated intervals from that reading up to
+    ``now - QUIET_ESTIMATE_AFTER`` (at most ``QUIET_ESTIMATE_HORIZON`` back): each interval the
+    same meter's energy one week earlier, else its mean over the day before its latest
+    reading, else zero; all flagged ``estimated``. When the readings arrive, the segment they
+    close is recomputed from the registers, replacing these estimates, and the changes are
+    recorded as corrections and signalled. Idempotent: only intervals without a value are
+    filled; meters are locked as the ingest locks them. Returns the intervals estimated.
+    """
+    step = interval_seconds()
+    now = now or clock.now()
+    until = store.to_ts(now - QUIET_ESTIMATE_AFTER) // step * step
+    horizon = until - int(QUIET_ESTIMATE_HORIZON.total_seconds())
+    queryset = Meter.objects.filter(installed_at__lte=now).exclude(removed_at__lte=now)
+    if meter_ids is not None:
+        queryset = queryset.filter(pk__in=meter_ids)
+    with transaction.atomic():
+        infos = store.meters_lock(ids=list(queryset.values_list("pk", flat=True)))
+        latest = store.readings_latest(meter_ids=[i.id for i in infos])
+        spans: dict[int, tuple[int, int]] = {}
+        for info in infos:
+            last, last_interval = latest[info.id]
+            if last is None:
+                continue
+            start = max(last[0], horizon, last_interval + step if last_interval is not None else 0)
+            if start < until:
+                spans[info.id] = (start, until)
+        if not spans:
+            return 0
+        week = 7 * 86400
+        history = store.intervals_in(ranges=[(m, lo - week, hi - week) for m, (lo, hi) in spans.items()])
+        day_before = store.intervals_in(
+            ranges=[(m, latest[m][0][0] - 86400, latest[m][0][0]) for m in spans]  # type: ignore[index]
+        )
+        means: dict[int, tuple[int, int]] = {}
+        for (mid, _start), (imp, exp, _est) in day_before.items():
+            acc = means.get(mid, (0, 0))
+            means[mid] = (acc[0] + imp, acc[1] + exp)
+        counts: dict[int, int] = {}
+        for mid, _start in day_before:
+            counts[mid] = counts.get(mid, 0) + 1
+        rows: list[tuple[int, int, int, int, bool]] = []
+        for mid, (lo, hi) in spans.items():
+            fallback = (means[mid][0] // counts[mid], means[mid][1] // counts[mid]) if mid in counts else (0, 0)
+            for start in range(lo, hi, step):
+                known = history.get((mid, start - week))
+                imp, exp = (known[0], known[1]) if known else fallback
+                rows.append((mid, start, imp, exp, True))
+        columns = tuple(zip(*rows, strict=True))
+        store.intervals_write(
+            inserts=tuple(np.array(c, dtype=bool if k == 4 else np.int64) for k, c in enumerate(columns)), updates=[]
+        )
+        store.backlog_insert(rows=[(m, lo, hi) for m, (lo, hi) in sorted(spans.items())], at=timezone.now())
+    return len(rows)
 
 
 # --- rollups ------------------------------------------------------------------------------

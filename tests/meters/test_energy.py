@@ -333,3 +333,25 @@ def test_meter_swap_command_prints_the_new_key(db, day0):
         call_command(
             "meter_swap", old.serial, "NEW-CMD2", "--at", at, "--old-final", "300", "0", "--new-initial", "0", "0"
         )
+
+
+def test_a_quiet_meter_is_estimated_after_the_cutoff_and_corrected_by_its_readings(meter_and_key, day0, backend):
+    from apps.meters.services import interval_energy_estimate_quiet
+
+    meter, _ = meter_and_key
+    readings_ingest(readings=[_reading(day0 + k * STEP, 1000 + 40 * k, 2 * k) for k in range(9)], meter=meter)
+    last = day0 + 8 * STEP
+    # Three hours after the last reading, with a one-hour cutoff: two hours are estimated.
+    assert interval_energy_estimate_quiet(now=last + dt.timedelta(hours=3)) == 8
+    assert interval_energy_estimate_quiet(now=last + dt.timedelta(hours=3)) == 0  # idempotent
+    trailing = [e for e in _energy(meter) if e[0] >= last]
+    assert [(e[0], e[1], e[2], e[3]) for e in trailing] == [(last + k * STEP, 40, 2, True) for k in range(8)]
+    # The meter comes back: its first hour is measured now, the rest stays estimated.
+    result = readings_ingest(
+        readings=[_reading(last + k * STEP, 1320 + 100 * k, 16 + k) for k in range(1, 5)], meter=meter
+    )
+    assert result.accepted == 4 and result.corrected_intervals == 4
+    after = [e for e in _energy(meter) if e[0] >= last]
+    assert [(e[1], e[3]) for e in after] == [(100, False)] * 4 + [(40, True)] * 4
+    rollups_drain()
+    assert _stored_rollups() == _recompute()
