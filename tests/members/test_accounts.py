@@ -160,3 +160,16 @@ def test_login_with_a_totp_code(client):
     response = client.post(reverse("mfa_authenticate"), {"code": code})
     assert response.status_code == 302
     assert client.session["_auth_user_id"] == str(member.user.pk)
+
+
+def test_operators_read_the_market_settlement_and_ledger_and_set_tariffs(client):
+    operator = member_make(role=Role.OPERATOR)
+    client.force_login(operator.user)
+    for name in (
+        "admin:market_tariffschedule_add",
+        "admin:market_dynamicprice_changelist",
+        "admin:market_order_changelist",
+        "admin:settlement_membersettlement_changelist",
+        "admin:ledger_transaction_changelist",
+    ):
+        assert client.get(reverse(name)).status_code == 200, name
