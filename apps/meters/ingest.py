@@ -220,10 +220,9 @@ def run(*, readings: list, meter_id: int | None, now: dt.datetime, step: int, re
 
 
 def _items_check(readings: list, request: _Request, candidates: dict[int, list[vee.Candidate]]) -> None:
-    """Item route, first part: each item's own checks, and repeats within the request."""
+    """Item route, first part: each item's own checks."""
     by_serial = {info.serial: info for info in request.infos}
     cache: dict[str, tuple[int, bool]] = {}
-    first_seen: dict[tuple[int, int], vee.Candidate] = {}
     fixed = request.fixed
     for index, item in enumerate(readings):
         try:
@@ -234,22 +233,8 @@ def _items_check(readings: list, request: _Request, candidates: dict[int, list[v
             serial = fixed.serial if fixed else str(item.get("serial", "") if isinstance(item, dict) else "")
             request.refuse(index, refusal.code, refusal.message, fixed or by_serial.get(serial), serial, refusal.ts)
             continue
-        candidate = vee.Candidate(index, ts, import_wh, export_wh)
-        earlier = first_seen.get((info.id, ts))
-        if earlier is None:
-            first_seen[(info.id, ts)] = candidate
-            candidates[info.id].append(candidate)
-        elif (earlier.import_wh, earlier.export_wh) == (import_wh, export_wh):
-            request.duplicates += 1
-        else:
-            request.refuse(
-                index,
-                RejectionCode.CONFLICT,
-                f"Differs from item {earlier.index} of this request for the same meter and ts.",
-                info,
-                info.serial,
-                ts,
-            )
+        # Repeats within the request are judged with the rest, in time order (vee).
+        candidates[info.id].append(vee.Candidate(index, ts, import_wh, export_wh))
 
 
 def _items_classify(candidates: dict[int, list[vee.Candidate]], request: _Request, latest: dict) -> list[vee.Segment]:

@@ -104,17 +104,28 @@ def readings_classify(
 ) -> list[Verdict]:
     """A verdict for each candidate of one meter; accepted ones are added to ``stored``.
 
-    Candidates are judged in time order, each against its nearest neighbours among the
-    stored readings and the candidates accepted before it, so a request's own readings
-    count as history for each other. The stored neighbours must include, for every
-    candidate, the nearest stored reading before and after it and any at its timestamp.
+    Candidates are judged in time order (then in request order), each against its nearest
+    neighbours among the stored readings and the candidates accepted before it, so a
+    request's own readings count as history for each other: a repeat of an accepted or
+    stored reading is a duplicate, a different value for its timestamp a conflict. The
+    stored neighbours must include, for every candidate, the nearest stored reading before
+    and after it and any at its timestamp.
     """
     verdicts: list[Verdict] = []
+    accepted_here: dict[int, int] = {}  # ts -> index of the item of this request accepted for it
     for c in sorted(candidates, key=lambda c: (c.ts, c.index)):
         known = stored.values.get(c.ts)
         if known is not None:
             if known == (c.import_wh, c.export_wh):
                 verdicts.append(Verdict(c.index, "duplicate"))
+            elif c.ts in accepted_here:
+                verdicts.append(
+                    Verdict(
+                        c.index,
+                        RejectionCode.CONFLICT,
+                        f"Differs from item {accepted_here[c.ts]} of this request for the same meter and ts.",
+                    )
+                )
             else:
                 verdicts.append(
                     Verdict(
@@ -130,6 +141,7 @@ def readings_classify(
             verdicts.append(rejection)
             continue
         stored.add(c.ts, c.import_wh, c.export_wh)
+        accepted_here[c.ts] = c.index
         verdicts.append(Verdict(c.index, "accepted"))
     return verdicts
 
