@@ -56,6 +56,13 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=3, help="Runs of COPY and of the API (medians are printed).")
     parser.add_argument("--skip-orm", action="store_true", help="Skip the (slow) bulk_create baseline.")
     parser.add_argument(
+        "--shape",
+        choices=("meters", "time"),
+        default="meters",
+        help="meters: each request holds whole days of a block of meters (head-end day files, the default); "
+        "time: each request holds one instant of every meter (live polling).",
+    )
+    parser.add_argument(
         "--database-url",
         default=os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/energycoop_bench"),
     )
@@ -86,7 +93,7 @@ def _rate(rows: int, seconds: float) -> str:
 def main() -> None:
     args = _args()
     per_meter = args.readings // args.meters
-    if per_meter * args.meters != args.readings or args.batch % per_meter:
+    if per_meter * args.meters != args.readings or (args.shape == "meters" and args.batch % per_meter):
         sys.exit("--readings must be a multiple of --meters, and --batch a multiple of readings per meter")
     env = os.environ.copy()
     env.update(
@@ -99,7 +106,8 @@ def main() -> None:
         }
     )
     os.environ.update(env)
-    print(f"Meter ingest bench: {args.readings:,} readings for {args.meters:,} meters ({per_meter} each), "
+    print(f"Meter ingest bench: {args.readings:,} readings for {args.meters:,} meters ({per_meter} each, "
+          f"requests shaped by {args.shape}), "
           f"requests of {args.batch:,}, {args.connections} client connections, {args.workers} uvicorn workers, "
           f"{args.repeat} run(s)")  # fmt: skip
     _database_recreate(args.database_url)
@@ -113,7 +121,7 @@ def main() -> None:
     from apps.meters.models import IntervalEnergy, Reading, ReadingRejection, RollupBacklog
 
     operator_token, serials, meter_ids, start = _fixtures(args.meters, per_meter)
-    rows, bodies = _workload(serials, meter_ids, start, per_meter, args.batch)
+    rows, bodies = _workload(serials, meter_ids, start, per_meter, args.batch, by_time=args.shape == "time")
     print(f"workload: {len(bodies)} request bodies, {sum(len(b) for b in bodies) / 1e6:,.1f} MB of JSON")
 
     # (a) raw binary COPY into a bare table
@@ -252,7 +260,9 @@ def _fixtures(meter_count: int, per_meter: int):
     return key, [m.serial for m in meters], [m.pk for m in meters], start
 
 
-def _workload(serials: list[str], meter_ids: list[int], start: dt.datetime, per_meter: int, batch: int):
+def _workload(
+    serials: list[str], meter_ids: list[int], start: dt.datetime, per_meter: int, batch: int, *, by_time: bool
+):
     """The same readings as tuples (for COPY and bulk_create) and as JSON bodies (for the API)."""
     import orjson
 
@@ -268,6 +278,9 @@ def _workload(serials: list[str], meter_ids: list[int], start: dt.datetime, per_
             items.append({"serial": serial, "ts": iso[k], "import_wh": imp, "export_wh": exp})
             imp += rng.randint(0, 900)
             exp += rng.randint(0, 400)
+    if by_time:
+        order = sorted(range(len(items)), key=lambda i: (i % per_meter, i // per_meter))
+        items = [items[i] for i in order]
     bodies = [orjson.dumps({"readings": items[i : i + batch]}) for i in range(0, len(items), batch)]
     return rows, bodies
 
