@@ -286,9 +286,10 @@ ROLLUP_LOCK_KEY = 0x6D657465  # "mete"
 def rollups_refresh(*, limit: int = 5_000) -> int:
     """Bring the rollups of what the oldest ``limit`` backlog entries touched up to date.
 
-    Recomputes only the touched buckets (meter hours and days, and the member and feeder
-    buckets those meters feed) from interval energy, then deletes the entries, in one
-    transaction. Idempotent and safe to run twice at once: drains take turns (an advisory
+    Only the touched buckets change: each touched meter hour is recomputed from its interval
+    energy, and (on PostgreSQL) its change is added to the meter's day and to its member's
+    and feeder's hour and day; the portable path recomputes those buckets from their parts.
+    The entries are deleted in the same transaction. Idempotent and safe to run twice at once: drains take turns (an advisory
     lock on PostgreSQL, the single writer on SQLite). Returns how many entries it drained.
     """
     from apps.meters import rollups

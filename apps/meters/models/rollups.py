@@ -1,8 +1,8 @@
 """Hourly and daily energy per meter, per member and per feeder, for fast pages.
 
 Kept current incrementally: each ingest leaves a :class:`RollupBacklog` row naming the meter
-and the time span it touched, and ``rollups_refresh`` recomputes only those buckets (never
-history). Member and feeder rollups sum main meters only, like settlement; a sub-meter's
+and the time span it touched, and ``rollups_refresh`` brings only those buckets up to date
+(never history). Member and feeder rollups sum main meters only, like settlement; a sub-meter's
 energy is in its own meter rollups.
 """
 
