@@ -6,11 +6,12 @@
 Uses its own PostgreSQL database (DATABASE_URL, default .../energycoop_bench_settlement).
 Setup (not timed): N active members, each with a main meter; for every timed interval the
 meters' readings go in through the real ingest service (interval energy derived from
-register deltas), half the members place orders and the interval is cleared, so settlement
-has P2P trades as well as grid lines. The timer covers `interval_settle()`, the service the
-beat task and `manage.py settle` call: read meter energy, trades and tariffs, apply the
-rules, write N MemberSettlement rows and N balanced ledger transactions, commit, seal.
-Afterwards: counts, every transaction balanced, and `ledger_verify` over the whole ledger.
+register deltas), N/2 orders are written (COPY) and the interval is cleared by the real
+clearing service, so settlement has P2P trades as well as grid lines. The timer covers
+`interval_settle()`, the service the beat task and `manage.py settle` call: read meter
+energy, trades and tariffs, apply the rules, write N MemberSettlement rows and N balanced
+ledger transactions, commit, seal. Afterwards: counts, every transaction balanced, and
+`ledger_verify` over the whole ledger.
 """
 
 from __future__ import annotations
@@ -98,27 +99,15 @@ def readings_post(rows, boundaries: list[dt.datetime], seed: int, now: dt.dateti
 
 
 def orders_and_clear(rows, start: dt.datetime, seed: int) -> None:
-    import random
+    """Half the members' orders straight into the table (setup, as bench/clearing.py does),
+    then the real clearing, so that settlement reads real trades."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from clearing import _bench_orders
 
-    from apps.common.clock import format_instant
-    from apps.market.services import interval_clear, order_input_parse, order_submit
-    from apps.members.models import Member
+    from apps.market.services import interval_clear, interval_get_or_create
 
-    rng = random.Random(seed)
-    members = Member.objects.in_bulk([m for m, _, _ in rows])
-    placed_at = start - dt.timedelta(minutes=30)
-    for member_id, _meter_id, _serial in rows[: len(rows) // 2]:
-        order_submit(
-            member=members[member_id],
-            order=order_input_parse(
-                interval_start=format_instant(start),
-                side=rng.choice(("buy", "sell")),
-                quantity_wh=rng.randint(100, 1500),
-                limit_price=f"0.{rng.randint(7000, 30000):05d}",
-                now=placed_at,
-            ),
-            now=placed_at,
-        )
+    interval = interval_get_or_create(start=start)
+    _bench_orders(interval, [member_id for member_id, _, _ in rows], len(rows) // 2, seed=seed)
     interval_clear(start=start, now=start)
 
 
