@@ -289,8 +289,9 @@ def rollups_refresh(*, limit: int = 5_000) -> int:
     Only the touched buckets change: each touched meter hour is recomputed from its interval
     energy, and (on PostgreSQL) its change is added to the meter's day and to its member's
     and feeder's hour and day; the portable path recomputes those buckets from their parts.
-    The entries are deleted in the same transaction. Idempotent and safe to run twice at once: drains take turns (an advisory
-    lock on PostgreSQL, the single writer on SQLite). Returns how many entries it drained.
+    The entries are deleted in the same transaction. Idempotent and safe to run twice at
+    once: drains take turns (an advisory lock on PostgreSQL, the single writer on SQLite).
+    Returns how many entries it drained.
     """
     from apps.meters import rollups
 

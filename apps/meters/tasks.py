@@ -2,13 +2,14 @@
 
 from celery import shared_task
 
-from apps.meters.services import interval_energy_estimate_quiet, rollups_refresh
+from apps.meters.services import interval_energy_estimate_quiet, rollups_drain
 
 
 @shared_task(name="apps.meters.tasks.rollups_refresh", ignore_result=True)
 def rollups_refresh_task(limit: int = 5_000) -> int:
-    """Drain the rollup backlog (idempotent; concurrent runs take turns on a lock)."""
-    return rollups_refresh(limit=limit)
+    """Drain the rollup backlog until it is empty, a batch per transaction (idempotent;
+    concurrent runs take turns on a lock)."""
+    return rollups_drain(limit=limit)
 
 
 @shared_task(name="apps.meters.tasks.estimate_quiet_meters", ignore_result=True)

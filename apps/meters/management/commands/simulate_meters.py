@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from django.core.management.base import BaseCommand, CommandParser
+from django.db import DatabaseError
 
 from apps.common import clock
 from apps.meters import store
@@ -49,10 +50,17 @@ class Command(BaseCommand):
         self._wait_for_server()
         while True:
             boundary = store.to_ts(clock.now()) // self.step * self.step
-            homes = [
-                h for h in households_load(at=self._at(boundary)) if h.main.serial.startswith(options["serial_prefix"])
-            ]
-            sent = self._tick(homes, boundary)
+            try:
+                homes = [
+                    h
+                    for h in households_load(at=self._at(boundary))
+                    if h.main.serial.startswith(options["serial_prefix"])
+                ]
+                sent = self._tick(homes, boundary)
+            except DatabaseError as exc:
+                # A busy SQLite file or a restarting database: real meters simply try again later.
+                self.stderr.write(f"simulate_meters: {exc}; trying again at the next interval")
+                homes, sent = [], 0
             self.stdout.write(
                 f"simulate_meters: {len(homes)} households, {sent} readings posted up to {self._iso(boundary)}"
             )
