@@ -11,7 +11,10 @@ from django.shortcuts import render
 
 from apps.common import clock
 from apps.members.selectors import member_for_user
+from apps.meters.choices import MeterRole, RollupGrain
+from apps.meters.models import MeterRollup
 from apps.meters.selectors import (
+    member_energy_dashboard,
     meter_daily_energy,
     meter_for_viewer,
     meter_recent_intervals,
@@ -41,6 +44,29 @@ def meter_detail(request: HttpRequest, serial: str) -> HttpResponse:
             "daily": meter_daily_energy(meter=meter, days=14),
         },
     )
+
+
+@login_required
+def member_energy(request: HttpRequest) -> HttpResponse:
+    """The member's energy per day over the last 30 days (or per hour over the last 2), from rollups."""
+    member = member_for_user(user=request.user)  # type: ignore[arg-type]
+    if member is None:
+        raise Http404("No membership.")
+    hourly = request.GET.get("grain") == "hour"
+    end = clock.now()
+    start = end - (dt.timedelta(days=2) if hourly else dt.timedelta(days=30))
+    dashboard = member_energy_dashboard(
+        member=member, start=start, end=end, grain=RollupGrain.HOUR if hourly else RollupGrain.DAY
+    )
+    subs = [m for m in dashboard.meters if m.role == MeterRole.SUB]
+    by_bucket: dict[tuple[int, dt.datetime], MeterRollup] = {
+        (meter_id, row.bucket_start): row for meter_id, rows in dashboard.meter_buckets.items() for row in rows
+    }
+    lines = [
+        {"total": total, "subs": [by_bucket.get((m.pk, total.bucket_start)) for m in subs]}
+        for total in reversed(dashboard.member_buckets)
+    ]
+    return render(request, "meters/member_energy.html", {"lines": lines, "subs": subs, "hourly": hourly})
 
 
 @login_required

@@ -66,3 +66,19 @@ def test_operator_page_lists_gaps_and_refused_readings(client, day0, django_asse
 def test_operator_page_is_for_operators(client):
     client.force_login(member_make().user)
     assert client.get("/operator/meters/").status_code == 403
+
+
+def test_member_energy_page_reads_rollups_in_few_queries(client, day0, django_assert_max_num_queries):
+    from apps.meters.services import rollups_drain
+
+    member = member_make()
+    meter, _ = meter_make(member)
+    _with_a_gap(meter, day0)
+    rollups_drain()
+    client.force_login(member.user)
+    with django_assert_max_num_queries(8):
+        page = client.get("/energy/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "400" in html and "3 estimated" in html
+    assert client.get("/energy/?grain=hour").status_code == 200
