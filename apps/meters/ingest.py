@@ -370,8 +370,8 @@ def _columns_settle(cols: _Columns, request: _Request, candidates: dict[int, lis
     has_prev = prev_ts != none
     d_imp, d_exp = imp - prev_imp, exp - prev_exp
     # Anything but "one interval after the previous reading, registers rising within the
-    # connection's capacity" goes the item route, as does a meter with stored intervals past
-    # its latest reading (estimates to replace).
+    # connection's capacity" goes the item route, as does a meter with estimated intervals
+    # past its latest reading (a quiet meter's estimates, to replace).
     simple = ~has_prev | ((ts - prev_ts == step) & (d_imp >= 0) & (d_exp >= 0) & (d_imp <= cap) & (d_exp <= cap))
     simple &= (last_interval[group] == none) | (last_interval[group] + step <= last_ts[group])
     complex_meters = np.unique(meter[~simple])
@@ -404,7 +404,8 @@ def _intervals_derive(segments: list[vee.Segment], request: _Request, latest: di
     week = vee.LIKE_DAY_OFFSET_SECONDS
     long_gaps = [s for s in segments if vee.is_long_gap(s)]
     history = store.intervals_in(ranges=[(s.meter_id, s.a_ts - week, s.b_ts - week) for s in long_gaps])
-    # Only spans that start at or before a meter's latest stored interval can hold stored rows.
+    # Only spans that start at or before a meter's latest estimated interval can hold stored
+    # rows: measured intervals lie between adjacent readings, where no new reading can land.
     overlapping = [
         (s.meter_id, s.a_ts, s.b_ts)
         for s in segments

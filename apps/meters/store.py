@@ -108,7 +108,10 @@ def meters_lock(*, ids: Sequence[int] = (), serials: Sequence[str] = ()) -> list
 
 def readings_latest(*, meter_ids: Sequence[int]) -> dict[int, tuple[tuple[int, int, int] | None, int | None]]:
     """Per meter: its latest stored reading ``(ts, import_wh, export_wh)`` and the start of its
-    latest stored interval (epoch seconds), each ``None`` when there is none."""
+    latest estimated interval (epoch seconds), each ``None`` when there is none.
+
+    Estimated intervals are the only stored energy a new reading can fall into (measured
+    intervals lie between adjacent readings), so they are all the ingest needs to know of."""
     result: dict[int, tuple[tuple[int, int, int] | None, int | None]] = {}
     if not meter_ids:
         return result
@@ -120,7 +123,7 @@ def readings_latest(*, meter_ids: Sequence[int]) -> dict[int, tuple[tuple[int, i
                 "LEFT JOIN LATERAL (SELECT ts, import_wh, export_wh FROM meters_reading "
                 "  WHERE meter_id = m.id ORDER BY ts DESC LIMIT 1) r ON true "
                 "LEFT JOIN LATERAL (SELECT interval_start FROM meters_intervalenergy "
-                "  WHERE meter_id = m.id ORDER BY interval_start DESC LIMIT 1) e ON true",
+                "  WHERE meter_id = m.id AND estimated ORDER BY interval_start DESC LIMIT 1) e ON true",
                 [list(meter_ids)],
             )
             rows = cursor.fetchall()
@@ -134,7 +137,7 @@ def readings_latest(*, meter_ids: Sequence[int]) -> dict[int, tuple[tuple[int, i
         .values_list("meter_id", "m")
     )
     last_start = dict(
-        IntervalEnergy.objects.filter(meter_id__in=meter_ids)
+        IntervalEnergy.objects.filter(meter_id__in=meter_ids, estimated=True)
         .values("meter_id")
         .annotate(m=Max("interval_start"))
         .values_list("meter_id", "m")

@@ -66,6 +66,15 @@ class IntervalEnergy(models.Model):
                 condition=models.Q(import_wh__gte=0, export_wh__gte=0), name="interval_energy_non_negative"
             ),
         ]
+        indexes = [
+            # Only estimated rows can lie where a new reading lands (a measured interval sits
+            # between two adjacent readings): the ingest asks this small index, not the table.
+            models.Index(
+                fields=["meter", "interval_start"],
+                condition=models.Q(estimated=True),
+                name="interval_estimated_idx",
+            ),
+        ]
 
     def __str__(self) -> str:
         flag = " (estimated)" if self.estimated else ""
