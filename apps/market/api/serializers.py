@@ -67,3 +67,16 @@ class DynamicPriceInputSerializer(serializers.Serializer):
 
 class DynamicPricesInputSerializer(serializers.Serializer):
     prices = DynamicPriceInputSerializer(many=True, allow_empty=False)
+
+
+class TariffOutputSerializer(serializers.Serializer):
+    interval_start = UtcDateTimeField()
+    retail_price = serializers.DecimalField(max_digits=10, decimal_places=5)
+    feed_in_price = serializers.DecimalField(max_digits=10, decimal_places=5)
+    imbalance_price = serializers.DecimalField(max_digits=10, decimal_places=5)
+    network_fee = serializers.DecimalField(max_digits=10, decimal_places=5)
+    coop_fee = serializers.DecimalField(max_digits=10, decimal_places=5)
+
+
+class DynamicPricesOutputSerializer(serializers.Serializer):
+    stored = serializers.IntegerField()

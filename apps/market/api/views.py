@@ -14,10 +14,12 @@ from apps.common.exceptions import NotFound, ValidationFailed
 from apps.market import selectors, services
 from apps.market.api.serializers import (
     DynamicPricesInputSerializer,
+    DynamicPricesOutputSerializer,
     IntervalOutputSerializer,
     OrderInputSerializer,
     OrderOutputSerializer,
     ResultOutputSerializer,
+    TariffOutputSerializer,
     TradeOutputSerializer,
 )
 from apps.market.choices import IntervalState
@@ -140,7 +142,7 @@ class TariffView(APIView):
 
     permission_classes = [IsMember]
 
-    @extend_schema(parameters=[INTERVAL_START])
+    @extend_schema(parameters=[INTERVAL_START], responses=TariffOutputSerializer)
     def get(self, request: Request) -> Response:
         start = _instant_param(request)
         if start is None:
@@ -163,7 +165,7 @@ class DynamicPriceView(APIView):
 
     permission_classes = [IsOperator]
 
-    @extend_schema(request=DynamicPricesInputSerializer)
+    @extend_schema(request=DynamicPricesInputSerializer, responses=DynamicPricesOutputSerializer)
     def post(self, request: Request) -> Response:
         serializer = DynamicPricesInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
