@@ -27,7 +27,7 @@ from apps.market.services import (
     OrderInput,
     _cancel,
     interval_get_or_create,
-    member_capacity_wh,
+    members_capacity_wh,
     order_amend,
     order_submit,
 )
@@ -72,7 +72,7 @@ def _limit(side: str, preference: TradingPreference | None, feed_in: Decimal, re
     return min(max(price, feed_in), retail).quantize(Decimal("0.00001"))
 
 
-def auto_orders_run(*, now: dt.datetime, intervals: int | None = None) -> AutoTradeReport:
+def auto_orders_run(*, now: dt.datetime, intervals: int | None = None, publish: bool = True) -> AutoTradeReport:
     """Forecast, then place, amend or cancel automated orders for the next intervals."""
     count = intervals or settings.AUTOTRADE_INTERVALS
     starts = timing.open_interval_starts(now, limit=count)
@@ -87,11 +87,19 @@ def auto_orders_run(*, now: dt.datetime, intervals: int | None = None) -> AutoTr
         status=MemberStatus.ACTIVE, meters__role=MeterRole.MAIN, meters__removed_at__isnull=True
     ).distinct()
     intervals_by_start = {start: interval_get_or_create(start=start) for start in starts}
-    for member in members.order_by("pk"):
+    members = list(members.order_by("pk"))
+    capacities = members_capacity_wh(member_ids=[m.pk for m in members])
+    # Members with a live automated order must be visited even when their forecast is empty now.
+    with_live = set(
+        Order.objects.filter(interval__start__in=starts, source=OrderSource.AUTO, status=OrderStatus.OPEN).values_list(
+            "member_id", flat=True
+        )
+    )
+    for member in members:
         preference = preferences.get(member.pk)
         net_history = {start: e.import_wh - e.export_wh for start, e in history.get(member.pk, {}).items()}
         plans: dict[dt.datetime, Plan | None] = {}
-        capacity = member_capacity_wh(member=member)
+        capacity = capacities[member.pk]
         for start in starts:
             interval = intervals_by_start[start]
             plans[start] = None
@@ -107,15 +115,19 @@ def auto_orders_run(*, now: dt.datetime, intervals: int | None = None) -> AutoTr
                 continue
             limit = _limit(side, preference, interval.feed_in_price, interval.retail_price)
             plans[start] = Plan(start, side, min(abs(net), capacity), limit)
+        if member.pk not in with_live and not any(plans.values()):
+            continue  # nothing to place and nothing to withdraw
         try:
-            _member_reconcile(member=member, plans=plans, now=now, report=report)
+            _member_reconcile(member=member, plans=plans, now=now, report=report, publish=publish)
         except DomainError as exc:
             report.errors += 1
             logger.warning("automated trading for member %s: %s", member.number, exc.message)
     return report
 
 
-def _member_reconcile(*, member: Member, plans: dict[dt.datetime, Plan | None], now: dt.datetime, report) -> None:
+def _member_reconcile(
+    *, member: Member, plans: dict[dt.datetime, Plan | None], now: dt.datetime, report, publish: bool
+) -> None:
     with transaction.atomic():
         member = Member.objects.select_for_update().get(pk=member.pk)
         orders = Order.objects.filter(member=member, interval__start__in=list(plans)).select_related("interval")
@@ -140,10 +152,13 @@ def _member_reconcile(*, member: Member, plans: dict[dt.datetime, Plan | None], 
                     order=OrderInput(plan.interval_start, plan.side, plan.quantity_wh, plan.limit_price),
                     now=now,
                     source=OrderSource.AUTO,
+                    publish=publish,
                 )
                 report.placed += 1
             elif current.quantity_wh != plan.quantity_wh or current.limit_price != plan.limit_price:
-                order_amend(order=current, quantity_wh=plan.quantity_wh, limit_price=plan.limit_price, now=now)
+                order_amend(
+                    order=current, quantity_wh=plan.quantity_wh, limit_price=plan.limit_price, now=now, publish=publish
+                )
                 report.amended += 1
             else:
                 report.unchanged += 1

@@ -4,9 +4,11 @@ Method ("like-day slot mean"): for an interval starting at T, take the same 15-m
 (same UTC time of day) on the most recent ``LIKE_DAYS`` like days before T's day — weekdays
 for a weekday, weekend days for a weekend day, in the coop's time zone — and average the
 member's net import (import − export, Wh) over the days that have data. Positive is a
-deficit to buy, negative a surplus to sell. Fewer than ``MIN_DAYS`` days with data: no
-forecast, no order. Household load and PV output repeat strongly by time of day, and this
-is the baseline demand-response programmes use too; it needs no training and no weather feed.
+deficit to buy, negative a surplus to sell. A new member with fewer than ``MIN_DAYS`` like
+days of data is forecast from the same slot on the most recent days of any kind instead;
+fewer than ``MIN_DAYS`` of those either: no forecast, no order. Household load and PV
+output repeat strongly by time of day, and this is the baseline demand-response programmes
+use too; it needs no training and no weather feed.
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ def like_day_starts(target: dt.datetime, tz: ZoneInfo, *, like_days: int = LIKE_
 def net_forecast_wh(target: dt.datetime, history_net_wh: Mapping[dt.datetime, int], tz: ZoneInfo) -> int | None:
     """The forecast net import (Wh, integer) for ``target``, or None without enough history."""
     values = [history_net_wh[start] for start in like_day_starts(target, tz) if start in history_net_wh]
+    if len(values) < MIN_DAYS:
+        recent = (target - dt.timedelta(days=back) for back in range(1, LIKE_DAYS + 1))
+        values = [history_net_wh[start] for start in recent if start in history_net_wh]
     if len(values) < MIN_DAYS:
         return None
     total = sum(values)

@@ -32,7 +32,7 @@ from apps.market.choices import (
     OrderStatus,
     Side,
 )
-from apps.market.models import ClearingResult, Interval, Order, OrderEvent, Trade
+from apps.market.models import ClearingResult, Interval, Order, OrderEvent, Trade, TradingPreference
 from apps.market.tariffs import Tariff, tariff_for
 from apps.members.models import Member
 from apps.meters.choices import MeterRole
@@ -174,6 +174,22 @@ def member_capacity_wh(*, member: Member) -> int:
     return capacity_w * settings.MARKET_INTERVAL_MINUTES // 60
 
 
+def members_capacity_wh(*, member_ids: list[int]) -> dict[int, int]:
+    """:func:`member_capacity_wh` for many members in one grouped query."""
+    rows = (
+        Meter.objects.filter(member_id__in=member_ids, role=MeterRole.MAIN, removed_at__isnull=True)
+        .values("member_id")
+        .annotate(total=Sum("connection_point__capacity_w"))
+    )
+    capacity_w = {row["member_id"]: row["total"] for row in rows}
+    return {
+        member_id: (capacity_w.get(member_id) or settings.DEFAULT_CONNECTION_CAPACITY_W)
+        * settings.MARKET_INTERVAL_MINUTES
+        // 60
+        for member_id in member_ids
+    }
+
+
 def _has_main_meter(member: Member) -> bool:
     return Meter.objects.filter(member=member, role=MeterRole.MAIN, removed_at__isnull=True).exists()
 
@@ -196,6 +212,7 @@ def order_submit(
     now: dt.datetime,
     idempotency_key: str | None = None,
     source: str = OrderSource.MANUAL,
+    publish: bool = True,
 ) -> tuple[Order, bool]:
     """Place an order; returns ``(order, created)``. A replay of the same idempotency key and
     body returns the first order (``created`` False); the same key with another body is 422."""
@@ -258,7 +275,8 @@ def order_submit(
             limit_price=order.limit_price,
             detail=source,
         )
-        _depth_publish_on_commit(interval)
+        if publish:
+            _depth_publish_on_commit(interval)
     return created, True
 
 
@@ -287,7 +305,9 @@ def order_cancel(*, member: Member, order_id: int, now: dt.datetime) -> Order:
     return order
 
 
-def order_amend(*, order: Order, quantity_wh: int, limit_price: Decimal, now: dt.datetime) -> Order:
+def order_amend(
+    *, order: Order, quantity_wh: int, limit_price: Decimal, now: dt.datetime, publish: bool = True
+) -> Order:
     """Change an open order's quantity or price before gate closure (automated trading)."""
     with transaction.atomic():
         locked = Order.objects.select_for_update().select_related("interval").get(pk=order.pk)
@@ -304,7 +324,8 @@ def order_amend(*, order: Order, quantity_wh: int, limit_price: Decimal, now: dt
         OrderEvent.objects.create(
             order=locked, kind=OrderEventKind.AMENDED, at=now, quantity_wh=quantity_wh, limit_price=limit_price
         )
-        _depth_publish_on_commit(interval)
+        if publish:
+            _depth_publish_on_commit(interval)
     return locked
 
 
@@ -478,7 +499,9 @@ def _orders_write(interval: Interval, ids: list[int], fills: list[int], statuses
     Order.objects.bulk_update(orders, ["filled_wh", "status"], batch_size=1000)
 
 
-def interval_clear(*, start: dt.datetime, now: dt.datetime, mechanism: str | None = None) -> ClearingResult:
+def interval_clear(
+    *, start: dt.datetime, now: dt.datetime, mechanism: str | None = None, publish: bool = True
+) -> ClearingResult:
     """Clear the interval starting at ``start`` once: the second call returns the first result.
 
     One transaction: the book is read under the interval's row lock, trades, fills and the
@@ -513,7 +536,8 @@ def interval_clear(*, start: dt.datetime, now: dt.datetime, mechanism: str | Non
             cleared_at=now,
         )
         _interval_move(interval, IntervalState.CLEARED)
-        _clearing_publish_on_commit(result, cleared, book, members)
+        if publish:
+            _clearing_publish_on_commit(result, cleared, book, members)
     return result
 
 
@@ -609,3 +633,58 @@ def interval_mark_settled(*, start: dt.datetime) -> None:
     interval = Interval.objects.filter(start=start, state=IntervalState.CLEARED).first()
     if interval is not None:
         _interval_move(interval, IntervalState.SETTLED)
+
+
+def market_history_replay(*, start: dt.datetime, end: dt.datetime) -> int:
+    """Run the market over past intervals in [start, end) as it would have run live: automated
+    orders placed just before each gate closure, then the clearing. For demo communities with
+    backfilled meter history, so that newcomers see past prices at once. Intervals already
+    cleared are skipped; returns how many were cleared."""
+    from apps.market.autotrade import auto_orders_run
+
+    step = timing.interval_length()
+    cleared = 0
+    at = timing.floor_to_interval(start)
+    done = set(
+        ClearingResult.objects.filter(interval__start__gte=at, interval__start__lt=end).values_list(
+            "interval__start", flat=True
+        )
+    )
+    while at < end:
+        if at not in done:
+            gate = timing.interval_times(at).gate_closure
+            # The past is not news: nothing is published to live sockets.
+            auto_orders_run(now=gate - dt.timedelta(seconds=1), intervals=1, publish=False)
+            interval_clear(start=at, now=at, publish=False)
+            cleared += 1
+        at += step
+    return cleared
+
+
+def trading_preference_set(
+    *,
+    member: Member,
+    enabled: bool = True,
+    sell_surplus: bool = True,
+    buy_deficit: bool = True,
+    sell_min_price: Decimal | None = None,
+    buy_max_price: Decimal | None = None,
+) -> TradingPreference:
+    """Set a member's automated trading preferences (prices per kWh; None: the band's edge)."""
+    fields: dict[str, list[str]] = {}
+    for name, value in (("sell_min_price", sell_min_price), ("buy_max_price", buy_max_price)):
+        if value is not None and (not isinstance(value, Decimal) or value != value.quantize(Decimal("0.00001"))):
+            fields[name] = [f"A decimal with at most {PRICE_PLACES} places."]
+    if fields:
+        raise ValidationFailed("The preferences are not valid.", fields=fields)
+    preference, _ = TradingPreference.objects.update_or_create(
+        member=member,
+        defaults={
+            "enabled": enabled,
+            "sell_surplus": sell_surplus,
+            "buy_deficit": buy_deficit,
+            "sell_min_price": sell_min_price,
+            "buy_max_price": buy_max_price,
+        },
+    )
+    return preference

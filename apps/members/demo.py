@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 from dataclasses import dataclass
+from decimal import Decimal
 
 from django.db import transaction
 
@@ -13,6 +14,7 @@ from apps.assets.services import asset_register
 from apps.common import clock
 from apps.grid.models import Feeder
 from apps.grid.services import connection_point_create, feeder_get_or_create
+from apps.market.services import trading_preference_set
 from apps.members.choices import MemberStatus, Role
 from apps.members.models import Member, User
 from apps.members.services import member_create
@@ -156,6 +158,14 @@ def _household_create(spec: dict, installed_at: dt.datetime) -> Member:
                 flex_power_w=spec["heat_pump_w"] // 2,
                 name="Heat pump",
             )
+        # Households differ in what they ask and bid, so the clearing price moves with the
+        # balance of surplus and deficit (a separate generator keeps the draws above stable).
+        prefs = random.Random(f"trading-{spec['index']}")
+        trading_preference_set(
+            member=member,
+            sell_min_price=Decimal(prefs.randrange(9_000, 20_000)).scaleb(-5),
+            buy_max_price=Decimal(prefs.randrange(16_000, 28_000)).scaleb(-5),
+        )
     return member
 
 

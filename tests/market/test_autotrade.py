@@ -36,6 +36,9 @@ def test_forecast_is_the_integer_mean_of_the_like_day_slots():
     history = {days[0]: -300, days[1]: -301, days[2]: -302}
     assert forecast.net_forecast_wh(target, history, TZ) == -301
     assert forecast.net_forecast_wh(target, {days[0]: 5}, TZ) is None  # too little history
+    # A new member with only a weekend behind them: the most recent days of any kind.
+    sunday, saturday = target - dt.timedelta(days=1), target - dt.timedelta(days=2)
+    assert forecast.net_forecast_wh(target, {sunday: -100, saturday: -300}, TZ) == -200
     assert forecast.net_forecast_wh(target, {days[0]: 1, days[1]: 2}, TZ) == 2  # 1.5 rounds away from 0
 
 

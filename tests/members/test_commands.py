@@ -81,7 +81,7 @@ def test_feeder_without_a_meter_is_a_usage_error():
 
 
 def test_seed_demo_builds_a_believable_community_and_is_idempotent():
-    call_command("seed_demo", stdout=StringIO())
+    call_command("seed_demo", "--days", "0", stdout=StringIO())
     households = Member.objects.filter(role=Role.MEMBER)
     assert households.count() == 40
     assert Feeder.objects.count() == 3
@@ -92,6 +92,25 @@ def test_seed_demo_builds_a_believable_community_and_is_idempotent():
     assert DerAsset.objects.filter(kind="ev_charger").exists()
     # Every PV array is behind a PV sub-meter, which is never a settlement meter.
     assert not DerAsset.objects.filter(kind="pv", meter__role=MeterRole.MAIN).exists()
-    call_command("seed_demo", stdout=StringIO())
+    call_command("seed_demo", "--days", "0", stdout=StringIO())
     assert Member.objects.filter(role=Role.MEMBER).count() == 40
     assert User.objects.filter(is_superuser=True).count() == 1
+
+
+def test_seed_demo_replays_the_market_over_its_history_so_past_prices_show(settings):
+    from django.utils import timezone
+
+    from apps.market.models import ClearingResult, Order
+
+    # A sunny June afternoon: PV surplus meets evening demand.
+    settings.ENERGYCOOP_CLOCK = "2026-06-15T14:00:00Z"
+    settings.ENERGYCOOP_CLOCK_ANCHOR = timezone.now().isoformat()
+    call_command("seed_demo", "--members", "12", "--days", "3", "--market-hours", "2", stdout=StringIO())
+    results = ClearingResult.objects.all()
+    count = results.count()
+    assert count in (8, 9)  # 2 h of 15-minute intervals, and the one just closed
+    # Automated orders from the members' own history: the market trades real volume.
+    assert Order.objects.filter(source="auto").exists()
+    assert any(r.volume_wh > 0 and r.price is not None for r in results)
+    call_command("seed_demo", "--members", "12", "--days", "3", "--market-hours", "2", stdout=StringIO())
+    assert ClearingResult.objects.count() == count

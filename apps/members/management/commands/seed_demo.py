@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from apps.common import clock
+from apps.market.services import market_history_replay
 from apps.members.demo import DEMO_PASSWORD, demo_community_seed, demo_history_backfill
 
 
@@ -18,6 +21,13 @@ class Command(BaseCommand):
         parser.add_argument("--members", type=int, default=40, help="Households (default 40).")
         parser.add_argument(
             "--days", type=int, default=3, help="Days of simulated meter history to backfill (default 3; 0: none)."
+        )
+        parser.add_argument(
+            "--market-hours",
+            type=int,
+            default=24,
+            help="Of those, the last hours on which the market is replayed (automated orders, clearing) "
+            "so that past prices show at once (default 24; 0: none).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -34,5 +44,14 @@ class Command(BaseCommand):
             readings = demo_history_backfill(days=options["days"])
             self.stdout.write(
                 f"Meter history: {readings} readings over {options['days']} day(s) backfilled "
+                f"in {time.monotonic() - began:.1f} s."
+            )
+        market_hours = min(options["market_hours"], 24 * options["days"])
+        if market_hours > 0:
+            began = time.monotonic()
+            now = clock.now()
+            cleared = market_history_replay(start=now - dt.timedelta(hours=market_hours), end=now)
+            self.stdout.write(
+                f"Market history: {cleared} past interval(s) traded automatically and cleared "
                 f"in {time.monotonic() - began:.1f} s."
             )
