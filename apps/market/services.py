@@ -544,39 +544,39 @@ def interval_clear(
 def _clearing_publish_on_commit(
     result: ClearingResult, cleared: engine.BookClearing, book: engine.Book, members: np.ndarray
 ) -> None:
-    from apps.realtime.broadcast import broadcast_many
-    from apps.realtime.payloads import MarketCleared, TradeFilled
+    """After commit: the price to everyone, and each filled order's fill to its member, if
+    that member has a live socket (the rest would be dropped by the channel layer anyway)."""
+    start, price, volume_wh, trades = result.interval.start, result.price, result.volume_wh, result.trades_count
 
-    items: list[Any] = [
-        (
-            MarketCleared(
-                interval_start=result.interval.start,
-                price=result.price,
-                volume_wh=result.volume_wh,
-                trades=result.trades_count,
-            ),
-            None,
-        )
-    ]
-    # One fill message per (partly) filled order, at the price that order trades at.
-    order_price: dict[int, int] = {}
-    for buy_id, sell_id, buyer_price, seller_price in zip(
-        cleared.buy_order_id.tolist(),
-        cleared.sell_order_id.tolist(),
-        cleared.buyer_price_scaled.tolist(),
-        cleared.seller_price_scaled.tolist(),
-        strict=True,
-    ):
-        order_price[buy_id] = buyer_price
-        order_price[sell_id] = seller_price
-    rows = np.searchsorted(book.order_id, cleared.order_id)
-    for order_id, got, member_id in zip(
-        cleared.order_id.tolist(), cleared.filled_wh.tolist(), members[rows].tolist(), strict=True
-    ):
-        if got:
-            price = engine.price_from_scaled(order_price[order_id])
-            items.append((TradeFilled(order_id=order_id, quantity_wh=got, price=price), member_id))
-    broadcast_many(items)
+    def publish() -> None:
+        from apps.realtime.broadcast import broadcast_many
+        from apps.realtime.payloads import MarketCleared, TradeFilled
+        from apps.realtime.selectors import members_listening
+
+        items: list[Any] = [
+            (MarketCleared(interval_start=start, price=price, volume_wh=volume_wh, trades=trades), None)
+        ]
+        filled = cleared.filled_wh > 0
+        order_ids = cleared.order_id[filled]
+        quantities = cleared.filled_wh[filled]
+        owners = members[np.searchsorted(book.order_id, order_ids)]
+        listening = members_listening(member_ids=sorted(set(owners.tolist())))
+        if listening:
+            # The price each order traded at: a buyer's or a seller's side of its trades.
+            order_price: dict[int, int] = dict(
+                zip(cleared.buy_order_id.tolist(), cleared.buyer_price_scaled.tolist(), strict=True)
+            )
+            order_price.update(zip(cleared.sell_order_id.tolist(), cleared.seller_price_scaled.tolist(), strict=True))
+            for order_id, got, member_id in zip(order_ids.tolist(), quantities.tolist(), owners.tolist(), strict=True):
+                if member_id in listening:
+                    fill = TradeFilled(
+                        order_id=order_id, quantity_wh=got, price=engine.price_from_scaled(order_price[order_id])
+                    )
+                    items.append((fill, member_id))
+        # broadcast_many defers to on_commit itself; here we already are after commit.
+        broadcast_many(items)
+
+    transaction.on_commit(publish, robust=True)
 
 
 def intervals_clear_due(*, now: dt.datetime) -> list[ClearingResult]:

@@ -50,6 +50,11 @@ def test_clearing_writes_trades_fills_and_one_result(django_capture_on_commit_ca
     orders = _book()
     sent = []
     monkeypatch.setattr("apps.realtime.broadcast.broadcast_many", lambda items: sent.extend(items))
+    # Every member but the first buyer has a live socket.
+    monkeypatch.setattr(
+        "apps.realtime.selectors.members_listening",
+        lambda member_ids: set(member_ids) - {orders["b1"].member_id},
+    )
     with django_capture_on_commit_callbacks(execute=True):
         result = interval_clear(start=NEXT, now=NEXT)
 
@@ -79,7 +84,8 @@ def test_clearing_writes_trades_fills_and_one_result(django_capture_on_commit_ca
     assert types[0] == ("market.cleared", None)
     fills = {payload.order_id: (payload.quantity_wh, member_id) for payload, member_id in sent[1:]}
     assert fills[orders["s2"].pk] == (1300, orders["s2"].member_id)
-    assert orders["b3"].pk not in fills
+    assert orders["b3"].pk not in fills  # not filled
+    assert orders["b1"].pk not in fills  # filled, but nobody listening
 
     # Clearing again changes nothing.
     again = interval_clear(start=NEXT, now=NEXT)
