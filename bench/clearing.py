@@ -239,11 +239,16 @@ def e2e_section(args: argparse.Namespace) -> None:
     _database_ensure(os.environ["DATABASE_URL"])
     call_command("migrate", verbosity=0)
     members = _bench_members(1000)
+    listeners = _listeners_add(members[: args.e2e_listeners])
     size = args.e2e_orders
     print(f"\n== e2e: interval_clear of {size:,} orders in PostgreSQL ({connection.settings_dict['NAME']}) ==")
     print("timer covers: interval_clear() from call to return: lock, load the book, match (NumPy engine),")
     print("COPY the trades, UPDATE the orders' fills, write the result, commit, then hand market.cleared and")
     print("every trade.filled to the Redis channel layer (on_commit). Order insertion is setup, not timed.")
+    print(
+        f"live sockets: {len(listeners):,} of the 1,000 members have one (a channel in their private group); "
+        "fills of members without a socket are not built or sent."
+    )
     from apps.market.models import Interval
 
     # Fresh intervals every run: a day after the latest one any earlier run used.
@@ -275,6 +280,32 @@ def e2e_section(args: argparse.Namespace) -> None:
             f"trades {result.trades_count:,}  check: {'ok' if not problems else '; '.join(problems)}"
         )
     print(f"  median of {len(seconds)}: {statistics.median(seconds):.3f} s for {size:,} orders (target < 3 s)")
+    _listeners_remove(listeners)
+
+
+def _listeners_add(member_ids: list[int]) -> list[tuple[str, str]]:
+    """A channel in each member's private group, as a connected socket would have."""
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    from apps.realtime import groups
+
+    layer = get_channel_layer()
+    pairs = []
+    for member_id in member_ids:
+        channel = async_to_sync(layer.new_channel)()
+        async_to_sync(layer.group_add)(groups.member_group(member_id), channel)
+        pairs.append((groups.member_group(member_id), channel))
+    return pairs
+
+
+def _listeners_remove(pairs: list[tuple[str, str]]) -> None:
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    for group, channel in pairs:
+        async_to_sync(layer.group_discard)(group, channel)
 
 
 def _database_ensure(url: str) -> None:
@@ -372,6 +403,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--pymarket-timeout", type=float, default=150.0, help="seconds before pymarket is given up")
     parser.add_argument("--no-pymarket", action="store_true", help="skip pymarket")
     parser.add_argument("--e2e-orders", type=int, default=100_000, help="orders in the end-to-end interval")
+    parser.add_argument(
+        "--e2e-listeners", type=int, default=100, help="members (of 1,000) with a live socket during the e2e run"
+    )
     return parser.parse_args(argv)
 
 
