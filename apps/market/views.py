@@ -30,7 +30,7 @@ def _member_or_none(request: HttpRequest):  # type: ignore[no-untyped-def]
 def price_chart(points: list[tuple[dt.datetime, Decimal]]) -> dict[str, object]:
     """An SVG polyline of the last cleared prices (rendered on the server: no JS needed)."""
     if not points:
-        return {"points": "", "min": None, "max": None}
+        return {"points": "", "min": None, "max": None, "prices": ""}
     prices = [p for _, p in points]
     low, high = min(prices), max(prices)
     span = (high - low) or Decimal(1)
@@ -40,7 +40,7 @@ def price_chart(points: list[tuple[dt.datetime, Decimal]]) -> dict[str, object]:
         f"{i * step:.1f},{CHART_HEIGHT - 10 - (p - low) / span * (CHART_HEIGHT - 20):.1f}"
         for i, (_, p) in enumerate(points)
     ]
-    return {"points": " ".join(coords), "min": low, "max": high}
+    return {"points": " ".join(coords), "min": low, "max": high, "prices": " ".join(str(p) for p in prices)}
 
 
 @login_required
