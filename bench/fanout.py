@@ -1,23 +1,28 @@
 """Live fan-out: how long one broadcast takes to reach every connected websocket.
 
     .venv/bin/python bench/fanout.py                        # 100 and 1,000 clients, 100 messages
-    .venv/bin/python bench/fanout.py --clients 1000 --messages 50 --workers 1
+    .venv/bin/python bench/fanout.py --clients 1000 --messages 50 --no-stock
 
 What it does, in one run (the machine is shared and noisy: compare within a run):
-1. Starts a real ASGI server (uvicorn, ``energycoop.asgi:application``) with the Redis
-   channel layer of the settings (``apps.realtime.layers.RedisChannelLayer``) on a scratch
-   SQLite database with one member, and its own channel-layer prefix in Redis.
+1. Starts real ASGI servers (uvicorn) on a scratch SQLite database with one member, each with
+   its own channel-layer prefix in Redis:
+   - "ours": ``energycoop.asgi:application`` with the settings' layer
+     (``apps.realtime.layers.RedisChannelLayer``), clients on ``/ws/live/?token=``;
+   - "stock" (unless --no-stock): bench/fanout_stock.py, stock Channels and channels-redis
+     as the Channels tutorial writes them, clients signed in by session cookie.
 2. For each N in --clients: N asyncio subscribers of raw Redis pub/sub (one connection each)
-   receive --messages messages of --size bytes sent one at a time, then N websocket clients
-   of ``/ws/live/?token=`` (all in the ``market`` group) receive as many broadcasts
-   (``group_send`` of the event the broadcast helper builds). For each message: the time from
-   just before ``PUBLISH``/``group_send`` to the moment the last client has it. p50/p99/max.
-   Every message must reach every client.
-3. Mass disconnect: --disconnect sockets connect, then all close at once; the server log must
-   show no error and the channel layer's Redis group keys must hold no member afterwards.
+   and N websocket clients per server, all connected at once. --messages messages of
+   --size bytes are sent one at a time, taking turns between the paths (the order rotates
+   every message, so the machine's noise falls on all alike): ``PUBLISH`` for raw Redis,
+   ``group_send`` of the broadcast helper's event for the servers. Per message: the time from
+   just before the send to the moment the last client has it; p50/p99/max; every message
+   must reach every client. Also the server's CPU time per broadcast (user + system).
+3. Mass disconnect, per server: --disconnect sockets connect, then all go at once (half close
+   cleanly, half drop the TCP connection) while broadcasts keep coming every 5 ms; afterwards
+   the server log must show no error, and the group keys in Redis no member.
 
-Target (issue 6): 1,000 clients, channels p99 under 3x the raw Redis p99 of the same run.
-The soft ``ulimit -n`` is raised to the hard limit for this process and the server.
+Target (issue 6): 1,000 clients, p99 under 3x the raw Redis p99 of the same run.
+The soft ``ulimit -n`` is raised to the hard limit for this process and the servers.
 """
 
 from __future__ import annotations
@@ -39,11 +44,12 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-ERROR_PATTERN = re.compile(r"Traceback|Error|Exception|error", re.MULTILINE)
+ERROR_PATTERN = re.compile(r"Traceback|ERROR|Error:|Exception", re.MULTILINE)
 
 
 @dataclass
@@ -70,6 +76,10 @@ class Arrivals:
             self.done[seq].set()
 
 
+def percentile(ordered: list[float], fraction: float) -> float:
+    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)] if ordered else math.nan
+
+
 @dataclass
 class Result:
     label: str
@@ -77,21 +87,24 @@ class Result:
     latencies_ms: list[float]
     delivered: int
     expected: int
+    cpu_ms: float | None = None
 
-    def row(self) -> str:
-        ordered = sorted(self.latencies_ms)
-        p50 = statistics.median(ordered) if ordered else math.nan
-        p99 = ordered[max(0, math.ceil(0.99 * len(ordered)) - 1)] if ordered else math.nan
-        top = ordered[-1] if ordered else math.nan
-        return (
-            f"{self.clients:>7}  {self.label:<28} {p50:>8.1f} {p99:>8.1f} {top:>8.1f}"
-            f"   {self.delivered}/{self.expected}"
-        )
+    @property
+    def p50(self) -> float:
+        return statistics.median(self.latencies_ms) if self.latencies_ms else math.nan
 
     @property
     def p99(self) -> float:
-        ordered = sorted(self.latencies_ms)
-        return ordered[max(0, math.ceil(0.99 * len(ordered)) - 1)] if ordered else math.nan
+        return percentile(sorted(self.latencies_ms), 0.99)
+
+    def row(self, raw: Result) -> str:
+        top = max(self.latencies_ms) if self.latencies_ms else math.nan
+        cpu = f"{self.cpu_ms:8.1f}" if self.cpu_ms is not None else f"{'':>8}"
+        ratio = f"{self.p99 / raw.p99:6.2f}x" if self is not raw else f"{'':>7}"
+        return (
+            f"{self.clients:>7}  {self.label:<22} {self.p50:>8.1f} {self.p99:>8.1f} {top:>8.1f} {ratio} {cpu}"
+            f"   {self.delivered}/{self.expected}"
+        )
 
 
 def raise_nofile() -> int:
@@ -145,10 +158,25 @@ def process_tree_cpu_s(root: int) -> float:
             fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        pid, ppid = int(entry), int(fields[1])
-        if pid == root or ppid == root:
+        if int(entry) == root or int(fields[1]) == root:
             total += (int(fields[11]) + int(fields[12])) / tick
     return total
+
+
+@dataclass
+class Server:
+    """A uvicorn process, the layer and group the bench sends to, and how its clients sign in."""
+
+    label: str
+    prefix: str
+    ws_url: str
+    headers: dict[str, str]
+    process: subprocess.Popen
+    log: Path
+    layer: Any = None
+
+    def errors(self) -> int:
+        return len(ERROR_PATTERN.findall(self.log.read_text()))
 
 
 class Fanout:
@@ -222,44 +250,45 @@ class RawRedis(Fanout):
             await client.aclose()
 
 
-async def connect_sockets(url: str, count: int):
+async def connect_sockets(server: Server, count: int):
     from websockets.asyncio.client import connect
 
-    semaphore = asyncio.Semaphore(100)
+    # 20 at a time: stock channels-redis fails a connect (MaxConnectionsError) once more than
+    # about a hundred group_add calls are in flight in one process.
+    semaphore = asyncio.Semaphore(20)
 
     async def one():
         async with semaphore:
-            return await connect(url, compression=None, ping_interval=None, open_timeout=60, max_queue=None)
+            return await connect(
+                server.ws_url,
+                additional_headers=server.headers,
+                compression=None,
+                ping_interval=None,
+                open_timeout=60,
+                max_queue=None,
+            )
 
     return await asyncio.gather(*(one() for _ in range(count)))
 
 
-class ChannelsLive(Fanout):
-    label = "channels /ws/live/"
+class Websockets(Fanout):
+    """N websocket clients of one server; ``send`` is a ``group_send`` to the market group."""
 
-    def __init__(self, clients: int, ws_url: str, server_pid: int) -> None:
+    def __init__(self, clients: int, server: Server) -> None:
         super().__init__(clients)
-        self.ws_url = ws_url
-        self.server_pid = server_pid
+        self.server = server
+        self.label = f"channels ({server.label})"
         self.server_cpu_s = 0.0
 
     async def one(self, seq: int, size: int, *, timeout: float) -> bool:
-        before = process_tree_cpu_s(self.server_pid)
+        before = process_tree_cpu_s(self.server.process.pid)
         complete = await super().one(seq, size, timeout=timeout)
         if seq >= 0:
-            self.server_cpu_s += process_tree_cpu_s(self.server_pid) - before
+            self.server_cpu_s += process_tree_cpu_s(self.server.process.pid) - before
         return complete
 
-    async def __aenter__(self) -> ChannelsLive:
-        from channels.layers import get_channel_layer
-
-        from apps.realtime import groups
-        from apps.realtime.broadcast import live_event
-
-        self.layer = get_channel_layer()
-        self.group = groups.MARKET
-        self.event = live_event
-        self.sockets = await connect_sockets(self.ws_url, self.clients)
+    async def __aenter__(self) -> Websockets:
+        self.sockets = await connect_sockets(self.server, self.clients)
         self.readers = [asyncio.create_task(self._read(ws)) for ws in self.sockets]
         return self
 
@@ -268,7 +297,14 @@ class ChannelsLive(Fanout):
             self.arrivals.arrive(json.loads(raw)["seq"], time.perf_counter())
 
     async def send(self, text: str) -> None:
-        await self.layer.group_send(self.group, self.event(text))
+        from apps.realtime.broadcast import live_event
+
+        await self.server.layer.group_send("market", live_event(text))
+
+    def result(self) -> Result:
+        result = super().result()
+        result.cpu_ms = self.server_cpu_s * 1000 / max(1, self.sent)
+        return result
 
     async def __aexit__(self, *exc) -> None:
         await asyncio.gather(*(ws.close() for ws in self.sockets), return_exceptions=True)
@@ -277,14 +313,13 @@ class ChannelsLive(Fanout):
         await asyncio.gather(*self.readers, return_exceptions=True)
 
 
-async def compare(
-    clients: int, redis_url: str, ws_url: str, server_pid: int, messages: int, size: int
-) -> tuple[Result, Result, float]:
-    """Both paths connected at once; messages alternate between them (raw first on even
-    numbers, channels first on odd), so the machine's noise falls on both alike. Also returns
-    the server's CPU milliseconds per broadcast (user + system, all its processes)."""
-    async with RawRedis(clients, redis_url) as raw, ChannelsLive(clients, ws_url, server_pid) as live:
-        paths = [raw, live]
+async def compare(clients: int, redis_url: str, servers: list[Server], messages: int, size: int) -> list[Result]:
+    """Every path connected at once; messages take turns between them, the order rotating."""
+    async with contextlib.AsyncExitStack() as stack:
+        paths: list[Fanout] = [await stack.enter_async_context(RawRedis(clients, redis_url))]
+        for server in servers:
+            server.layer = layer_for(server, redis_url)
+            paths.append(await stack.enter_async_context(Websockets(clients, server)))
         for warmup in range(1, 4):
             for path in paths:
                 if not await path.one(-warmup, size, timeout=30):
@@ -292,10 +327,22 @@ async def compare(
                         f"{path.label}: a warm-up message reached {path.arrivals.counts[-warmup]} of {clients}"
                     )
         for seq in range(messages):
-            for path in paths if seq % 2 == 0 else paths[::-1]:
+            turn = seq % len(paths)
+            for path in paths[turn:] + paths[:turn]:
                 await path.one(seq, size, timeout=10)
                 await asyncio.sleep(0.02)
-        return raw.result(), live.result(), live.server_cpu_s * 1000 / max(1, live.sent)
+        return [path.result() for path in paths]
+
+
+def layer_for(server: Server, redis_url: str) -> Any:
+    """A channel layer of the same class and prefix as the server's."""
+    if server.label == "ours":
+        from channels.layers import get_channel_layer
+
+        return get_channel_layer()
+    from channels_redis.core import RedisChannelLayer
+
+    return RedisChannelLayer(hosts=[redis_url], prefix=server.prefix)
 
 
 async def group_sizes(redis_url: str, prefix: str) -> dict[str, int]:
@@ -311,15 +358,26 @@ async def group_sizes(redis_url: str, prefix: str) -> dict[str, int]:
         await client.aclose()
 
 
-async def mass_disconnect(ws_url: str, redis_url: str, prefix: str, count: int) -> tuple[dict[str, int], float, float]:
-    """Connect ``count`` sockets, close them all at once; returns the group sizes afterwards,
-    the seconds until the groups were empty, and the seconds the connects took."""
+async def mass_disconnect(server: Server, redis_url: str, count: int) -> tuple[dict[str, int], float, float]:
+    """Connect ``count`` sockets, then drop them all at once while broadcasts keep coming;
+    returns the group sizes afterwards, seconds until the groups were empty, seconds to connect."""
+    server.layer = layer_for(server, redis_url)
     started = time.perf_counter()
-    sockets = await connect_sockets(ws_url, count)
+    sockets = await connect_sockets(server, count)
     connected_s = time.perf_counter() - started
-    joined = await group_sizes(redis_url, prefix)
+    joined = await group_sizes(redis_url, server.prefix)
     if joined.get("market", 0) < count:
-        raise SystemExit(f"only {joined.get('market', 0)} of {count} sockets joined the market group")
+        raise SystemExit(f"{server.label}: only {joined.get('market', 0)} of {count} sockets joined the market group")
+    drained = asyncio.Event()
+
+    async def keep_broadcasting() -> None:
+        seq = 0
+        while not drained.is_set():
+            await server.layer.group_send("market", {"type": "live.event", "text": padded_text(seq, 200)})
+            seq += 1
+            await asyncio.sleep(0.005)
+
+    broadcaster = asyncio.create_task(keep_broadcasting())
     started = time.perf_counter()
     # Half close cleanly, half drop the TCP connection (a browser tab killed, a laptop lid).
     await asyncio.gather(
@@ -328,11 +386,15 @@ async def mass_disconnect(ws_url: str, redis_url: str, prefix: str, count: int) 
         return_exceptions=True,
     )
     deadline = time.perf_counter() + 60
-    while True:
-        sizes = await group_sizes(redis_url, prefix)
-        if not any(sizes.values()) or time.perf_counter() > deadline:
-            return sizes, time.perf_counter() - started, connected_s
-        await asyncio.sleep(0.1)
+    try:
+        while True:
+            sizes = await group_sizes(redis_url, server.prefix)
+            if not any(sizes.values()) or time.perf_counter() > deadline:
+                return sizes, time.perf_counter() - started, connected_s
+            await asyncio.sleep(0.1)
+    finally:
+        drained.set()
+        await broadcaster
 
 
 def wait_for_port(port: int, server: subprocess.Popen, log: Path) -> None:
@@ -347,6 +409,40 @@ def wait_for_port(port: int, server: subprocess.Popen, log: Path) -> None:
     raise SystemExit("the server did not listen within 60 s")
 
 
+def start_server(label: str, app: str, env: dict[str, str], scratch: Path, args: argparse.Namespace) -> Server:
+    port = free_port()
+    log = scratch / f"server-{label}.log"
+    app_dir = ["--app-dir", str(ROOT / "bench")] if label == "stock" else []
+    with open(log, "w") as log_file:
+        process = subprocess.Popen(
+            [
+                sys.executable, "-m", "uvicorn", app, *app_dir, "--host", "127.0.0.1", "--port", str(port),
+                "--lifespan", "off", "--log-level", "warning", "--no-access-log", "--workers", str(args.workers),
+                "--backlog", "4096", *args.uvicorn_arg,
+            ],
+            cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    wait_for_port(port, process, log)
+    return Server(label, env["CHANNELS_PREFIX"], f"ws://127.0.0.1:{port}/ws/live/", {}, process, log)
+
+
+def session_cookie(email: str) -> str:
+    """A signed-in session for the stock server (it authenticates by session, as a browser)."""
+    from django.conf import settings
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from apps.members.models import User
+
+    user = User.objects.get(email=email)
+    session = SessionStore()
+    session[SESSION_KEY] = str(user.pk)
+    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    session.save()
+    return f"{settings.SESSION_COOKIE_NAME}={session.session_key}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", default="100,1000", help="comma-separated client counts")
@@ -354,6 +450,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=200, help="message size in bytes")
     parser.add_argument("--disconnect", type=int, default=1000, help="sockets in the mass-disconnect test (0: skip)")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument("--no-stock", action="store_true", help="skip the stock Channels reference server")
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0")
     parser.add_argument("--uvicorn-arg", action="append", default=[], help="extra uvicorn argument (repeatable)")
     args = parser.parse_args()
@@ -372,9 +469,8 @@ def main() -> None:
         "LOG_LEVEL": "WARNING",
         "PYTHONUNBUFFERED": "1",
     }
-    os.environ.update(
-        {key: env[key] for key in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "REDIS_URL", "CHANNELS_PREFIX")}
-    )
+    for key in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "REDIS_URL", "CHANNELS_PREFIX"):
+        os.environ[key] = env[key]
     manage(env, "migrate", "--noinput")
     token = json.loads(manage(env, "create_member", "bench@example.org"))["token"]
 
@@ -386,68 +482,59 @@ def main() -> None:
     import uvicorn
     import websockets
 
-    port = free_port()
-    log = scratch / "server.log"
-    with open(log, "w") as log_file:
-        server = subprocess.Popen(
-            [
-                sys.executable, "-m", "uvicorn", "energycoop.asgi:application", "--host", "127.0.0.1",
-                "--port", str(port), "--lifespan", "off", "--log-level", "warning", "--no-access-log",
-                "--workers", str(args.workers), "--backlog", "4096", *args.uvicorn_arg,
-            ],
-            cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+    servers: list[Server] = []
     try:
-        wait_for_port(port, server, log)
-        ws_url = f"ws://127.0.0.1:{port}/ws/live/?token={token}"
+        ours = start_server("ours", "energycoop.asgi:application", env, scratch, args)
+        ours.ws_url += f"?token={token}"
+        servers.append(ours)
+        if not args.no_stock:
+            stock_env = {**env, "DJANGO_SETTINGS_MODULE": "fanout_stock", "CHANNELS_PREFIX": f"{prefix}-stock"}
+            stock = start_server("stock", "fanout_stock:application", stock_env, scratch, args)
+            stock.headers = {"Cookie": session_cookie("bench@example.org")}
+            servers.append(stock)
         print(
             f"Live fan-out: {args.messages} broadcasts of {args.size} bytes, one at a time; "
             f"uvicorn {uvicorn.__version__} x{args.workers} {' '.join(args.uvicorn_arg)}, "
-            f"channels {channels.__version__}, "
-            f"channels-redis {channels_redis.__version__}, websockets {websockets.__version__}; "
-            f"{os.cpu_count()} CPUs, ulimit -n {nofile}"
+            f"channels {channels.__version__}, channels-redis {channels_redis.__version__}, "
+            f"websockets {websockets.__version__}; {os.cpu_count()} CPUs, ulimit -n {nofile}"
         )
-        print(f"{'clients':>7}  {'path':<28} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}   delivered")
-        results: dict[tuple[int, str], Result] = {}
+        print(
+            f"{'clients':>7}  {'path':<22} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'p99/raw':>7} "
+            f"{'CPU ms':>8}   delivered"
+        )
         for count in counts:
-            raw, live, cpu_ms = asyncio.run(
-                compare(count, args.redis_url, ws_url, server.pid, args.messages, args.size)
-            )
-            results[(count, "raw")], results[(count, "channels")] = raw, live
-            print(raw.row(), flush=True)
-            print(live.row(), flush=True)
-            ratio = live.p99 / raw.p99
-            print(
-                f"{count:>7}  p99 channels / raw Redis = {ratio:.2f}x (target < 3x at 1,000); "
-                f"server CPU {cpu_ms:.1f} ms per broadcast",
-                flush=True,
-            )
-        errors_before = len(ERROR_PATTERN.findall(log.read_text()))
+            results = asyncio.run(compare(count, args.redis_url, servers, args.messages, args.size))
+            for result in results:
+                print(result.row(results[0]), flush=True)
         if args.disconnect:
-            sizes, drained_s, connected_s = asyncio.run(
-                mass_disconnect(ws_url, args.redis_url, prefix, args.disconnect)
-            )
-            time.sleep(1)
-            errors = len(ERROR_PATTERN.findall(log.read_text())) - errors_before
-            stale = sum(sizes.values())
-            print(
-                f"mass disconnect: {args.disconnect} sockets (connected in {connected_s:.1f} s) closed at once "
-                f"(half clean, half dropped): groups empty after {drained_s:.2f} s; "
-                f"stale group members {stale} {sizes or '{}'}; errors in the server log {errors}"
-            )
-        total_errors = len(ERROR_PATTERN.findall(log.read_text()))
-        if total_errors:
-            print(f"server log ({log}) shows {total_errors} error lines:\n{log.read_text()[-3000:]}")
+            for server in servers:
+                errors_before = server.errors()
+                sizes, drained_s, connected_s = asyncio.run(mass_disconnect(server, args.redis_url, args.disconnect))
+                time.sleep(1)
+                errors = server.errors() - errors_before
+                print(
+                    f"mass disconnect ({server.label}): {args.disconnect} sockets (connected in {connected_s:.1f} s) "
+                    f"gone at once, half closed, half dropped, broadcasts every 5 ms: "
+                    f"groups empty after {drained_s:.2f} s; stale group members {sum(sizes.values())}; "
+                    f"error lines in the server log {errors}",
+                    flush=True,
+                )
+        for server in servers:
+            if server.label == "ours" and server.errors():
+                print(f"server log ({server.label}):\n{server.log.read_text()[-3000:]}")
     except BaseException:
-        print(f"server log tail:\n{log.read_text()[-4000:]}")
+        for server in servers:
+            print(f"server log ({server.label}):\n{server.log.read_text()[-3000:]}")
         raise
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        for server in servers:
+            server.process.terminate()
+        for server in servers:
+            try:
+                server.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.process.kill()
+                server.process.wait()
         shutil.rmtree(scratch, ignore_errors=True)
         cleanup_prefix(args.redis_url, prefix)
 

@@ -10,6 +10,7 @@ urlpatterns = [
     path("", include("apps.meters.urls")),
     path("", include("apps.market.urls")),
     path("", include("apps.settlement.urls")),
+    path("", include("apps.realtime.urls")),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("energycoop.api_urls")),

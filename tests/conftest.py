@@ -145,3 +145,7 @@ def sigkill_mid_transaction(*, module: str, step: str, call: str, marker: Path) 
             os.killpg(proc.pid, signal.SIGKILL)
     time.sleep(0.2)
     return marker.read_text()
+
+
+# A real ASGI server on the test database and Redis (websocket and browser tests, any app).
+from tests.e2e.servers import asgi_server, asgi_server_factory  # noqa: E402, F401

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 from allauth.account.models import EmailAddress
 from django.contrib.auth.models import Group, Permission
@@ -15,6 +16,7 @@ from apps.common.exceptions import Conflict, NotFound, ValidationFailed
 from apps.common.keys import key_hash, key_new
 from apps.members.choices import STATUS_TRANSITIONS, MemberStatus, Role
 from apps.members.models import ApiToken, Member, MemberStatusChange, User
+from apps.realtime.broadcast import member_sockets_close
 
 FIRST_MEMBER_NUMBER = 100001
 API_TOKEN_PREFIX = "ecp"  # noqa: S105 - a label, not a secret
@@ -163,6 +165,9 @@ def member_set_status(*, member: Member, to_status: str, by: User | None = None,
         if to_status == MemberStatus.LEFT:
             User.objects.filter(pk=locked.user_id).update(is_active=False)
             ApiToken.objects.filter(user_id=locked.user_id, revoked_at__isnull=True).update(revoked_at=timezone.now())
+        if from_status == MemberStatus.ACTIVE and to_status != MemberStatus.ACTIVE:
+            # Live sockets belong to active members only: close theirs once this commits.
+            transaction.on_commit(functools.partial(member_sockets_close, member_id=locked.pk))
     return locked
 
 

@@ -13,10 +13,12 @@ from urllib.parse import parse_qs, urlparse
 from channels.auth import get_user
 from channels.db import database_sync_to_async
 from channels.middleware import BaseMiddleware
-from channels.security.websocket import OriginValidator, WebsocketDenier
+from channels.security.websocket import OriginValidator
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.http.cookie import parse_cookie
+
+from apps.realtime.consumers import refuse
 
 
 class BrowserOriginValidator(OriginValidator):
@@ -42,7 +44,7 @@ class BrowserOriginValidator(OriginValidator):
             parsed = None
         if parsed is not None and self.validate_origin(parsed):
             return await self.application(scope, receive, send)
-        return await WebsocketDenier()(scope, receive, send)
+        return await refuse(scope, receive, send)
 
 
 @database_sync_to_async
@@ -76,7 +78,8 @@ class LiveAuthMiddleware(BaseMiddleware):
     """
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> Any:
-        keys = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token")
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+        keys = query.get("token")
         user = await _user_for_token(keys[0]) if keys else await _user_for_session(scope)
         return await super().__call__(dict(scope, user=user), receive, send)
 

@@ -16,11 +16,9 @@ committed. Routing (which groups see which type) is :func:`apps.realtime.groups.
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -42,8 +40,6 @@ CLEARED_RECENT_TTL_S = 7 * 24 * 3600
 
 # A delivery: the groups and the channel-layer event for them.
 _Delivery = tuple[tuple[str, ...], dict[str, Any]]
-# Tasks started from inside an event loop, kept referenced until they finish.
-_in_flight: set[asyncio.Task] = set()
 
 
 def encode(payload: LivePayload) -> str:
@@ -79,9 +75,9 @@ def broadcast_many(items: Iterable[tuple[LivePayload, int | None]]) -> None:
             cleared.append(message)
         deliveries.append((targets, live_event(text)))
     if deliveries or cleared:
-        transaction.on_commit(functools.partial(_deliver, deliveries, cleared), robust=True)
+        _on_commit(_deliver, deliveries, cleared)
     for interval_start, text in depths:
-        transaction.on_commit(functools.partial(_depth.offer, interval_start, text), robust=True)
+        _on_commit(_depth.offer, interval_start, text)
 
 
 def market_depth_publish(
@@ -99,7 +95,18 @@ def member_sockets_close(*, member_id: int) -> None:
 
     event = {"type": "live.close", "code": CLOSE_MEMBERSHIP_ENDED}
     delivery: _Delivery = ((groups.member_group(member_id),), event)
-    transaction.on_commit(functools.partial(_deliver, [delivery], []), robust=True)
+    _on_commit(_deliver, [delivery], [])
+
+
+def _on_commit(func: Callable[..., None], *args: Any) -> None:
+    """Run ``func(*args)`` after commit; a failure then is logged, never raised into the use
+    case that already committed (Django's robust on_commit)."""
+
+    def after_commit() -> None:
+        func(*args)
+
+    after_commit.__qualname__ = f"live broadcast: {getattr(func, '__qualname__', func)}"
+    transaction.on_commit(after_commit, robust=True)
 
 
 def _deliver(deliveries: list[_Delivery], cleared: list[dict[str, Any]]) -> None:
@@ -119,25 +126,11 @@ def _cleared_remember(messages: list[dict[str, Any]]) -> None:
 
 
 def _send(deliveries: list[_Delivery]) -> None:
+    # Runs where the transaction committed: sync code (services, tasks, the throttle's timer),
+    # never inside an event loop (Django refuses on_commit there), so async_to_sync is safe.
     layer = get_channel_layer()
-    if layer is None:
-        return
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
+    if layer is not None:
         async_to_sync(_send_async)(layer, deliveries)
-        return
-    # Called from inside an event loop (async code outside a transaction): send in the
-    # background rather than block the loop.
-    task = loop.create_task(_send_async(layer, deliveries))
-    _in_flight.add(task)
-    task.add_done_callback(_sent)
-
-
-def _sent(task: asyncio.Task) -> None:
-    _in_flight.discard(task)
-    if not task.cancelled() and task.exception() is not None:
-        logger.error("A live broadcast failed", exc_info=task.exception())
 
 
 async def _send_async(layer: Any, deliveries: list[_Delivery]) -> None:

@@ -62,6 +62,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
             for task in loops:
                 task.cancel()
             await asyncio.gather(*loops, return_exceptions=True)
+            forget = getattr(self.channel_layer, "channel_forget", None)
+            if forget is not None:
+                forget(self.channel_name)
         for task in done:
             if not task.cancelled() and not isinstance(task.exception(), StopConsumer | type(None)):
                 raise task.exception()  # type: ignore[misc]
@@ -132,6 +135,12 @@ class LiveConsumer(AsyncWebsocketConsumer):
             with contextlib.suppress(Exception):
                 for group in self.joined:
                     await self.channel_layer.group_add(group, self.channel_name)
+
+
+async def refuse(scope: dict, receive: Any, send: Any) -> None:
+    """Reject a websocket handshake (the server answers HTTP 403), with no consumer or channel."""
+    await receive()
+    await send({"type": "websocket.close"})
 
 
 class TickerConsumer(LiveConsumer):

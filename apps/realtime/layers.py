@@ -66,6 +66,7 @@ class _LocalReceiver:
 
     queues: dict[str, asyncio.Queue] = field(default_factory=dict)
     pump: asyncio.Task | None = None
+    stopped: bool = False
 
 
 class RedisChannelLayer(core.RedisChannelLayer):
@@ -110,32 +111,66 @@ class RedisChannelLayer(core.RedisChannelLayer):
         if queue is None:
             queue = receiver.queues[channel] = core.BoundedQueue(self.capacity)
         if receiver.pump is None or receiver.pump.done():
+            self._refuse_second_loop()
             receiver.pump = asyncio.get_running_loop().create_task(self._pump(receiver, self.non_local_name(channel)))
         try:
             return await queue.get()
         except asyncio.CancelledError:
-            # A consumer's receive is cancelled when the consumer ends: forget its channel,
-            # and stop the pump when the last one is gone.
-            if receiver.queues.get(channel) is queue:
-                del receiver.queues[channel]
-            if not receiver.queues and receiver.pump is not None:
-                receiver.pump.cancel()
-                receiver.pump = None
+            # A consumer's receive is cancelled when the consumer ends: forget its channel.
+            self.channel_forget(channel)
             raise
+
+    def channel_forget(self, channel: str) -> None:
+        """Drop a local channel's queue (its consumer ended); the pump stops with the last one.
+        Consumers that may end before their first ``receive`` call this themselves."""
+        loop = asyncio.get_running_loop()
+        receiver = self._receivers.get(loop)
+        if receiver is None:
+            return
+        receiver.queues.pop(channel, None)
+        if not receiver.queues:
+            receiver.stopped = True
+            if receiver.pump is not None:
+                receiver.pump.cancel()
+            del self._receivers[loop]
+
+    def _refuse_second_loop(self) -> None:
+        """One pump per process: as channels-redis, refuse receiving on two loops at once
+        (each pump would take the other's messages and drop them)."""
+        loop = asyncio.get_running_loop()
+        for other_loop, other in self._receivers.items():
+            busy = other.pump is not None and not other.pump.done()
+            if busy and other_loop is not loop and not other_loop.is_closed():
+                raise RuntimeError("Two event loops are trying to receive() on one channel layer at once!")
 
     async def _pump(self, receiver: _LocalReceiver, process_channel: str) -> None:
         """Pop this process's messages and put each on the queues of the channels it names.
-        channels-redis' ``receive_single`` keeps a popped message in a backup queue until it
-        is handled, so cancelling the pump loses nothing."""
-        while True:
+
+        channels-redis' own pop (``_brpop_with_clean``) keeps a popped message in a backup
+        queue until it is handled, so stopping the pump loses nothing. The pump does not use
+        ``receive_single``: redis-py 8 sometimes answers a cancelled ``BZPOPMIN`` with None
+        instead of raising, and ``receive_single`` then pops again, for ever; here a
+        cancellation that was swallowed is noticed after each pop.
+        """
+        task = asyncio.current_task()
+        key = self.prefix + process_channel
+        index = self.consistent_hash(process_channel)
+        while not receiver.stopped:
             try:
-                names, message = await self.receive_single(process_channel)
+                content = await self._brpop_with_clean(index, key, timeout=self.brpop_timeout)
+                if task is not None and task.cancelling():
+                    raise asyncio.CancelledError
+                if content is None:
+                    continue
+                await self._clean_receive_backup(index, key)
             except (asyncio.CancelledError, GeneratorExit):
                 raise
             except Exception:
                 logger.exception("The channel layer's receive failed; retrying in 1 s")
                 await asyncio.sleep(1)
                 continue
+            message = self.deserialize(content)
+            names = message.pop("__asgi_channel__", None) or ()
             for name in names if isinstance(names, list) else (names,):
                 queue = receiver.queues.get(name)
                 if queue is not None:

@@ -1,13 +1,12 @@
 """The live endpoints (see CONTRACT.md "Live" and docs/live.md)."""
 
-from channels.security.websocket import WebsocketDenier
 from django.urls import path, re_path
 
-from apps.realtime.consumers import LiveConsumer, TickerConsumer
+from apps.realtime.consumers import LiveConsumer, TickerConsumer, refuse
 
 websocket_urlpatterns = [
     path("ws/live/", LiveConsumer.as_asgi()),
     path("ws/ticker/", TickerConsumer.as_asgi()),
     # Any other path is refused at the handshake rather than raising "No route found".
-    re_path(r"", WebsocketDenier.as_asgi()),
+    re_path(r"", refuse),
 ]
