@@ -94,6 +94,10 @@ class RedisChannelLayer(core.RedisChannelLayer):
         loop = asyncio.get_running_loop()
         receiver = self._receivers.get(loop)
         if receiver is None:
+            # Loops that closed with channels still registered (async_to_sync's short-lived
+            # loops) are forgotten here rather than kept for the life of the process.
+            for closed in [other for other in self._receivers if other.is_closed()]:
+                del self._receivers[closed]
             receiver = self._receivers[loop] = _LocalReceiver()
         return receiver
 
