@@ -208,20 +208,20 @@ def trade_totals_by_member(*, start: dt.datetime) -> dict[int, MemberTradeTotals
     """Per member: P2P Wh bought and sold in the interval and the sums of their rounded trade
     amounts (two grouped queries)."""
     totals: dict[int, MemberTradeTotals] = {}
-    for row in (
+    for bought in (
         Trade.objects.filter(interval__start=start)
         .values("buyer_id")
         .annotate(wh=Sum("quantity_wh"), amount=Sum("buyer_amount"))
     ):
-        totals[row["buyer_id"]] = MemberTradeTotals(bought_wh=row["wh"], p2p_cost=row["amount"])
-    for row in (
+        totals[bought["buyer_id"]] = MemberTradeTotals(bought_wh=bought["wh"], p2p_cost=bought["amount"])
+    for sold in (
         Trade.objects.filter(interval__start=start)
         .values("seller_id")
         .annotate(wh=Sum("quantity_wh"), amount=Sum("seller_amount"))
     ):
-        current = totals.get(row["seller_id"], MemberTradeTotals())
-        totals[row["seller_id"]] = MemberTradeTotals(
-            bought_wh=current.bought_wh, sold_wh=row["wh"], p2p_cost=current.p2p_cost, p2p_revenue=row["amount"]
+        current = totals.get(sold["seller_id"], MemberTradeTotals())
+        totals[sold["seller_id"]] = MemberTradeTotals(
+            bought_wh=current.bought_wh, sold_wh=sold["wh"], p2p_cost=current.p2p_cost, p2p_revenue=sold["amount"]
         )
     return totals
 

@@ -462,14 +462,17 @@ def _trades_write(interval: Interval, cleared: engine.BookClearing, book: engine
 
 def _order_statuses(book: engine.Book, cleared: engine.BookClearing) -> tuple[list[int], list[int], list[str]]:
     filled = dict(zip(cleared.order_id.tolist(), cleared.filled_wh.tolist(), strict=True))
-    ids, fills, statuses = [], [], []
+    ids: list[int] = []
+    fills: list[int] = []
+    statuses: list[str] = []
     for order_id, quantity in zip(book.order_id.tolist(), book.quantity_wh.tolist(), strict=True):
         got = filled.get(order_id, 0)
         ids.append(order_id)
         fills.append(got)
-        statuses.append(
+        status = (
             OrderStatus.FILLED if got == quantity else OrderStatus.PARTIALLY_FILLED if got else OrderStatus.UNFILLED
         )
+        statuses.append(str(status))
     return ids, fills, statuses
 
 

@@ -30,13 +30,14 @@ def settlements_for_member(
 
 def settlement_days_for_member(*, member: Member, start_from: dt.datetime, tz: dt.tzinfo) -> list[dict]:
     """Per day (in the coop's time zone): the sums of the member's standing settlement lines."""
-    return list(
+    rows = (
         MemberSettlement.objects.filter(member=member, current=True, interval_start__gte=start_from)
         .annotate(day=TruncDay("interval_start", tzinfo=tz))
         .values("day")
         .annotate(**{name: Sum(name) for name in LINE_FIELDS})
         .order_by("-day")
     )
+    return [dict(row) for row in rows]
 
 
 def rule_set_get(*, version: int) -> RuleSet | None:

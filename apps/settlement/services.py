@@ -14,6 +14,7 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -31,6 +32,9 @@ from apps.members.models import Member
 from apps.meters import selectors as meter_selectors
 from apps.settlement import rules
 from apps.settlement.models import CorrectionCursor, MemberSettlement, RuleSet, SettledInterval
+
+if TYPE_CHECKING:
+    from apps.ledger.models import Account
 
 logger = logging.getLogger(__name__)
 
@@ -155,7 +159,7 @@ def interval_lines(*, inputs: IntervalInputs, rule_version: int) -> IntervalLine
     )
 
 
-def _postings(lines: rules.Lines, member_account, coop: dict[str, object]) -> list[tuple[object, Decimal]]:  # type: ignore[no-untyped-def]
+def _postings(lines: rules.Lines, member_account: Account, coop: dict[str, Account]) -> list[tuple[Account, Decimal]]:
     candidates = [
         (member_account, -lines.total),
         (coop[CoopAccount.P2P_CLEARING], lines.p2p_cost - lines.p2p_revenue),
@@ -167,7 +171,7 @@ def _postings(lines: rules.Lines, member_account, coop: dict[str, object]) -> li
     return [(account, amount) for account, amount in candidates if amount != 0]
 
 
-def _coop_accounts() -> dict[str, object]:
+def _coop_accounts() -> dict[str, Account]:
     return {code: ledger.coop_account(code=code) for code in CoopAccount.values}
 
 
@@ -232,7 +236,7 @@ def _interval_entries_book(
                 description=f"Reversal of the interval booking of {format_instant(start)} r{previous_revision}",
                 occurred_at=start,
             )
-    postings: list[tuple[object, Decimal]] = []
+    postings: list[tuple[Account, Decimal]] = []
     if computed.load_wh or computed.gen_wh:
         collected = sum((lines.p2p_cost - lines.p2p_revenue for lines in computed.lines.values()), Decimal(0))
         load, gen, tariffs = computed.load_wh, computed.gen_wh, computed.tariffs
