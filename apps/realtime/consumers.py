@@ -38,6 +38,8 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
     joined: tuple[str, ...] = ()
     _refresher: asyncio.Task | None = None
+    # Held while a handler runs: one at a time, as Channels guarantees.
+    _turn: asyncio.Lock
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         """Channels' ``AsyncConsumer.__call__`` with a leaner loop, same guarantees.
@@ -54,8 +56,8 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.channel_name = await self.channel_layer.new_channel()
         self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
         self.base_send = send
-        turn = asyncio.Lock()
-        loops = [asyncio.ensure_future(self._loop(source, turn)) for source in (receive, self.channel_receive)]
+        self._turn = asyncio.Lock()
+        loops = [asyncio.ensure_future(self._loop(source)) for source in (receive, self.channel_receive)]
         try:
             done, _ = await asyncio.wait(loops, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -66,13 +68,14 @@ class LiveConsumer(AsyncWebsocketConsumer):
             if forget is not None:
                 forget(self.channel_name)
         for task in done:
-            if not task.cancelled() and not isinstance(task.exception(), StopConsumer | type(None)):
-                raise task.exception()  # type: ignore[misc]
+            error = None if task.cancelled() else task.exception()
+            if error is not None and not isinstance(error, StopConsumer):
+                raise error
 
-    async def _loop(self, source: Callable[[], Awaitable[dict[str, Any]]], turn: asyncio.Lock) -> None:
+    async def _loop(self, source: Callable[[], Awaitable[dict[str, Any]]]) -> None:
         while True:
             message = await source()
-            async with turn:
+            async with self._turn:
                 await self.dispatch(message)
 
     async def connect(self) -> None:
@@ -86,9 +89,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if self._refresher is not None:
             self._refresher.cancel()
-        for group in self.joined:
+        joined, self.joined = self.joined, ()
+        for group in joined:
             await self.channel_layer.group_discard(group, self.channel_name)
-        self.joined = ()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """The stream is one-way; whatever a client sends is ignored."""
@@ -132,9 +135,12 @@ class LiveConsumer(AsyncWebsocketConsumer):
         socket from its groups without a word."""
         while True:
             await asyncio.sleep(every_s)
-            with contextlib.suppress(Exception):
-                for group in self.joined:
-                    await self.channel_layer.group_add(group, self.channel_name)
+            # Under the handlers' lock: a disconnect cannot discard in between and leave the
+            # channel re-added behind it.
+            async with self._turn:
+                with contextlib.suppress(Exception):
+                    for group in self.joined:
+                        await self.channel_layer.group_add(group, self.channel_name)
 
 
 async def refuse(scope: dict, receive: Any, send: Any) -> None:
