@@ -77,15 +77,17 @@ def test_the_throttle_is_shared_between_processes():
     name = f"test-throttle-{uuid.uuid4().hex}"
     one = Coalescer(name=name, window_s=0.1, send=record)
     two = Coalescer(name=name, window_s=0.1, send=record)
+    started = time.monotonic()
     for step in range(40):
         (one if step % 2 else two).offer("interval", f"state-{step}")
         time.sleep(0.01)
+    flow_s = time.monotonic() - started
     time.sleep(0.5)
 
     assert sent[-1][1] == "state-39"
     gaps = [later - earlier for (earlier, _), (later, _) in itertools.pairwise(sent)]
     assert min(gaps) >= 0.09
-    assert len(sent) <= 0.4 / 0.1 + 2
+    assert len(sent) <= flow_s / 0.1 + 2
 
 
 def test_keys_are_throttled_each_on_their_own():
@@ -98,7 +100,7 @@ def test_keys_are_throttled_each_on_their_own():
     assert sent == [("a", "a1"), ("b", "b1"), ("a", "a2")]
 
 
-def test_a_quiet_key_sends_once(monkeypatch):
+def test_a_quiet_key_sends_once():
     sent: list[str] = []
     coalescer = Coalescer(name=f"test-throttle-{uuid.uuid4().hex}", window_s=0.05, send=lambda k, s: sent.append(s))
     coalescer.offer("a", "only")
@@ -112,11 +114,13 @@ def test_without_redis_the_throttle_works_within_the_process():
     sent: list[str] = []
     coalescer = Coalescer(name="local", window_s=0.1, send=lambda k, s: sent.append(s))
     coalescer._backend = _LocalStore()
+    started = time.monotonic()
     for step in range(20):
         coalescer.offer("a", str(step))
         time.sleep(0.01)
+    flow_s = time.monotonic() - started
     time.sleep(0.4)
-    assert sent[0] == "0" and sent[-1] == "19" and len(sent) <= 5
+    assert sent[0] == "0" and sent[-1] == "19" and len(sent) <= flow_s / 0.1 + 2
 
 
 # --- Private fills in bulk ------------------------------------------------------------------------
