@@ -149,3 +149,34 @@ def sigkill_mid_transaction(*, module: str, step: str, call: str, marker: Path) 
 
 # A real ASGI server on the test database and Redis (websocket and browser tests, any app).
 from tests.e2e.servers import asgi_server, asgi_server_factory  # noqa: E402, F401
+
+
+def race(call, *, runners: int = 2, timeout: float = 60) -> list:
+    """Run ``call`` in ``runners`` threads released at the same instant, each on its own
+    database connection; return their results, or raise the first error any of them hit."""
+    import threading
+
+    from django.db import connection
+
+    barrier = threading.Barrier(runners)
+    results: list = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            barrier.wait()
+            results.append(call())
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(runners)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    if errors:
+        raise errors[0]
+    assert len(results) == runners, "a runner did not finish in time"
+    return results

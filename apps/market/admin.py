@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from apps.common.admin import ReadOnlyModelAdmin
 from apps.market.models import (
     ClearingResult,
     DynamicPrice,
@@ -29,21 +30,8 @@ class DynamicPriceAdmin(admin.ModelAdmin):
     search_fields = ("source",)
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Market records are written by the market's services only."""
-
-    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
-        return False
-
-    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
-        return False
-
-    def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
-        return False
-
-
 @admin.register(Interval)
-class IntervalAdmin(ReadOnlyAdmin):
+class IntervalAdmin(ReadOnlyModelAdmin):
     list_display = ("start", "state", "gate_closure", "retail_price", "feed_in_price")
     list_filter = ("state",)
     date_hierarchy = "start"
@@ -57,7 +45,7 @@ class OrderEventInline(admin.TabularInline):
 
 
 @admin.register(Order)
-class OrderAdmin(ReadOnlyAdmin):
+class OrderAdmin(ReadOnlyModelAdmin):
     list_display = ("pk", "member", "interval", "side", "quantity_wh", "limit_price", "status", "filled_wh", "source")
     list_filter = ("status", "side", "source")
     search_fields = ("member__number", "member__user__email")
@@ -66,14 +54,14 @@ class OrderAdmin(ReadOnlyAdmin):
 
 
 @admin.register(ClearingResult)
-class ClearingResultAdmin(ReadOnlyAdmin):
+class ClearingResultAdmin(ReadOnlyModelAdmin):
     list_display = ("interval", "mechanism", "price", "volume_wh", "trades_count", "bids_wh", "offers_wh")
     list_filter = ("mechanism",)
     list_select_related = ("interval",)
 
 
 @admin.register(Trade)
-class TradeAdmin(ReadOnlyAdmin):
+class TradeAdmin(ReadOnlyModelAdmin):
     list_display = ("interval", "buyer", "seller", "quantity_wh", "buyer_price", "seller_price", "buyer_amount")
     search_fields = ("buyer__number", "seller__number")
     list_select_related = ("interval", "buyer", "seller")

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.db import connection
 
 from apps.market import forecast
 from apps.market.autotrade import auto_orders_run
 from apps.market.choices import OrderSource, OrderStatus, Side
 from apps.market.models import Order, TradingPreference
 from apps.market.services import order_input_parse, order_submit
+from tests.conftest import race
 from tests.factories import member_make, meter_make
 from tests.market.conftest import NEXT, NOW, iso
 from tests.market.history import history_ingest
@@ -107,22 +106,5 @@ def test_a_members_own_order_takes_the_interval_out(community):
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_two_runs_at_once_place_each_order_once(community):
-    barrier = threading.Barrier(2)
-    errors = []
-
-    def run() -> None:
-        try:
-            barrier.wait()
-            auto_orders_run(now=NOW, intervals=4)
-        except Exception as exc:  # pragma: no cover - surfaced by the assert
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert not errors
+    race(lambda: auto_orders_run(now=NOW, intervals=4))
     assert Order.objects.filter(source=OrderSource.AUTO, status=OrderStatus.OPEN).count() == 8

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import threading
 from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
 
 from apps.market import services
 from apps.market.choices import IntervalState, Mechanism, OrderStatus
 from apps.market.models import ClearingResult, Interval, Order, Trade
 from apps.market.services import interval_clear, order_input_parse, order_submit
-from tests.conftest import sigkill_mid_transaction
+from tests.conftest import race, sigkill_mid_transaction
 from tests.factories import member_make, meter_make
 from tests.market.conftest import NEXT, NOW, iso
 
@@ -128,24 +126,7 @@ def test_the_pymarket_tie_case_clears():
 @pytest.mark.django_db(transaction=True)
 def test_two_concurrent_clearings_write_once():
     _book()
-    barrier = threading.Barrier(2)
-    results, errors = [], []
-
-    def run() -> None:
-        try:
-            barrier.wait()
-            results.append(interval_clear(start=NEXT, now=NEXT).pk)
-        except Exception as exc:  # pragma: no cover - surfaced by the assert below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    assert not errors
+    results = race(lambda: interval_clear(start=NEXT, now=NEXT).pk)
     assert len(set(results)) == 1
     assert ClearingResult.objects.count() == 1 and Trade.objects.count() == 3
 

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-import threading
 from decimal import Decimal
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
 from django.utils import timezone
 
 from apps.common.clock import format_instant
@@ -21,7 +19,7 @@ from apps.market.services import interval_clear, order_input_parse, order_submit
 from apps.meters.services import readings_ingest, rollups_refresh
 from apps.settlement.models import MemberSettlement, SettledInterval
 from apps.settlement.services import corrections_run, interval_settle, intervals_settle_due
-from tests.conftest import bearer, sigkill_mid_transaction
+from tests.conftest import bearer, race, sigkill_mid_transaction
 from tests.factories import member_make, meter_make, token_make
 from tests.meters.test_energy import _recompute, _stored_rollups
 from tests.settlement.reference import interval_energy_from_registers, reference_lines
@@ -155,24 +153,7 @@ def test_settling_twice_books_once():
 @pytest.mark.django_db(transaction=True)
 def test_two_concurrent_settlements_book_once():
     _community(5, members=4)
-    barrier = threading.Barrier(2)
-    errors = []
-
-    def run():
-        try:
-            barrier.wait()
-            interval_settle(start=FIRST, now=NOW)
-        except Exception as exc:  # pragma: no cover - surfaced below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert not errors
+    race(lambda: interval_settle(start=FIRST, now=NOW))
     assert MemberSettlement.objects.filter(interval_start=FIRST).count() == 4
     assert SettledInterval.objects.filter(interval_start=FIRST).count() == 1
     # One transaction per member with money to book (an all-zero settlement books none).
