@@ -42,11 +42,6 @@ CLEARED_RECENT_TTL_S = 7 * 24 * 3600
 _Delivery = tuple[tuple[str, ...], dict[str, Any]]
 
 
-def encode(payload: LivePayload) -> str:
-    """The JSON text a socket receives for ``payload`` (encoded once for every socket)."""
-    return json.dumps(payload.as_message(), separators=(",", ":"))
-
-
 def live_event(text: str) -> dict[str, Any]:
     """The channel-layer event the consumers turn into a socket message."""
     return {"type": "live.event", "text": text}
@@ -67,6 +62,7 @@ def broadcast_many(items: Iterable[tuple[LivePayload, int | None]]) -> None:
     for payload, member_id in items:
         targets = groups.groups_for(payload.type, member_id=member_id)
         message = payload.as_message()
+        # Encoded once here; every socket sends the same text.
         text = json.dumps(message, separators=(",", ":"))
         if isinstance(payload, MarketDepth):
             depths.append((message["interval_start"], text))
