@@ -43,6 +43,17 @@ def price_chart(points: list[tuple[dt.datetime, Decimal]]) -> dict[str, object]:
     return {"points": " ".join(coords), "min": low, "max": high, "prices": " ".join(str(p) for p in prices)}
 
 
+def _for_tile(result) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    """The price tile's fields, from the last clearing in the database (the live stream's
+    memory may be empty, e.g. right after the demo was seeded)."""
+    return {
+        "interval_start": result.interval.start,
+        "price": result.price,
+        "volume_wh": result.volume_wh,
+        "trades": result.trades_count,
+    }
+
+
 @login_required
 def market(request: HttpRequest) -> HttpResponse:
     member = _member_or_none(request)
@@ -79,6 +90,7 @@ def market(request: HttpRequest) -> HttpResponse:
         "open_intervals": [timing.interval_times(s) for s in starts[:8]],
         "orders": selectors.orders_for_member(member=member)[:20] if member else [],
         "last": results[-1] if results else None,
+        "last_cleared": _for_tile(results[-1]) if results else None,
         "chart": price_chart([(r.interval.start, r.price) for r in results if r.price is not None]),
         "chart_size": (CHART_WIDTH, CHART_HEIGHT),
         "recent_results": results[-8:][::-1],

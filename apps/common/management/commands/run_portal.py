@@ -74,6 +74,10 @@ class Command(BaseCommand):
                 str(options["port"]),
                 "--lifespan",
                 "off",
+                # Per-message compression costs a third more server CPU per broadcast for
+                # messages of a few hundred bytes (docs/performance.md, "Live fan-out").
+                "--ws-per-message-deflate",
+                "false",
             ],
         }
         if not options["no_worker"]:
