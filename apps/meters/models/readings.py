@@ -25,7 +25,8 @@ class Reading(models.Model):
     """
 
     pk = models.CompositePrimaryKey("meter_id", "ts")
-    meter = models.ForeignKey(Meter, on_delete=models.PROTECT, db_constraint=False, related_name="+")
+    # The primary key (meter_id, ...) serves every look-up by meter: no separate meter_id index.
+    meter = models.ForeignKey(Meter, on_delete=models.PROTECT, db_constraint=False, db_index=False, related_name="+")
     ts = models.DateTimeField(help_text="Interval boundary (UTC) the registers were read at.")
     import_wh = models.BigIntegerField(help_text="OBIS 1.8.0, cumulative Wh.")
     export_wh = models.BigIntegerField(help_text="OBIS 2.8.0, cumulative Wh (0 for import-only meters).")
@@ -53,7 +54,8 @@ class IntervalEnergy(models.Model):
     """
 
     pk = models.CompositePrimaryKey("meter_id", "interval_start")
-    meter = models.ForeignKey(Meter, on_delete=models.PROTECT, db_constraint=False, related_name="+")
+    # The primary key (meter_id, ...) serves every look-up by meter: no separate meter_id index.
+    meter = models.ForeignKey(Meter, on_delete=models.PROTECT, db_constraint=False, db_index=False, related_name="+")
     interval_start = models.DateTimeField()
     import_wh = models.BigIntegerField()
     export_wh = models.BigIntegerField()
@@ -89,7 +91,7 @@ class IntervalCorrection(models.Model):
     last id it processed.
     """
 
-    meter = models.ForeignKey(Meter, on_delete=models.PROTECT, related_name="+")
+    meter = models.ForeignKey(Meter, on_delete=models.PROTECT, db_index=False, related_name="+")  # see Meta.indexes
     interval_start = models.DateTimeField()
     old_import_wh = models.BigIntegerField()
     old_export_wh = models.BigIntegerField()
@@ -110,7 +112,9 @@ class IntervalCorrection(models.Model):
 class ReadingRejection(models.Model):
     """A refused reading, kept so operators can see which meters send bad data."""
 
-    meter = models.ForeignKey(Meter, on_delete=models.PROTECT, null=True, blank=True, related_name="rejections")
+    meter = models.ForeignKey(
+        Meter, on_delete=models.PROTECT, null=True, blank=True, db_index=False, related_name="rejections"
+    )  # rejection_meter_received_idx starts with meter_id
     serial = models.CharField(max_length=64, blank=True)
     ts = models.DateTimeField(null=True, blank=True)
     code = models.CharField(max_length=24, choices=RejectionCode.choices)
