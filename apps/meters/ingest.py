@@ -21,6 +21,7 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,9 @@ from apps.meters.models import Meter
 from apps.meters.signals import interval_energy_changed
 
 MAX_READINGS_PER_REQUEST = 10_000
+_SERIAL = itemgetter("serial")
+# One list per field, not a tuple per item: 10,000 tuples would wake the garbage collector.
+_FIELDS = (itemgetter("ts"), itemgetter("import_wh"), itemgetter("export_wh"))
 # Registers are stored as 64-bit integers; anything near that is a corrupt value, not energy.
 MAX_REGISTER_WH = 2**53
 
@@ -199,8 +203,11 @@ def run(*, readings: list, meter_id: int | None, now: dt.datetime, step: int, re
         fixed: store.MeterInfo | None = infos[0]
     else:
         fixed = None
-        serials = {i["serial"] for i in readings if isinstance(i, dict) and isinstance(i.get("serial"), str)}
-        infos = store.meters_lock(serials=sorted(serials))
+        try:
+            named = set(map(_SERIAL, readings))  # all well-formed: one pass in C
+        except (KeyError, TypeError):
+            named = {i.get("serial") for i in readings if isinstance(i, dict) and isinstance(i.get("serial"), str)}
+        infos = store.meters_lock(serials=sorted(s for s in named if isinstance(s, str)))
     request = _Request(
         step=step, now_ts=store.to_ts(now.replace(microsecond=0)), received_at=received_at, infos=infos, fixed=fixed
     )
@@ -299,17 +306,17 @@ def _columns(readings: list, request: _Request) -> _Columns | None:
         if request.fixed is not None:
             if any(len(item) != 3 for item in readings):
                 return None  # a serial, a missing register or a stray key: let the item route say which
+            raw_ts, imports, exports = (list(map(get, readings)) for get in _FIELDS)
             meter = np.full(n, request.fixed.id, dtype=np.int64)
         else:
+            serials = list(map(_SERIAL, readings))
+            raw_ts, imports, exports = (list(map(get, readings)) for get in _FIELDS)
             ids = {info.serial: info.id for info in request.infos}
-            meter = np.fromiter((ids[item["serial"]] for item in readings), dtype=np.int64, count=n)
-        raw_ts = [item["ts"] for item in readings]
-        imports = [item["import_wh"] for item in readings]
-        exports = [item["export_wh"] for item in readings]
+            meter = np.array(list(map(ids.__getitem__, serials)), dtype=np.int64)
     except (KeyError, TypeError, AttributeError):
         return None
-    if any(type(v) is not int for v in imports) or any(type(v) is not int for v in exports):
-        return None
+    if set(map(type, imports)) != {int} or set(map(type, exports)) != {int}:
+        return None  # bool, float, string or null registers: the item route says which
     cache: dict[str, tuple[int, bool]] = {}
     try:
         for raw in set(raw_ts):
@@ -323,9 +330,12 @@ def _columns(readings: list, request: _Request) -> _Columns | None:
         return None
     if imp.min() < 0 or exp.min() < 0 or imp.max() > MAX_REGISTER_WH or exp.max() > MAX_REGISTER_WH:
         return None
-    parsed = [cache[raw] for raw in raw_ts]
-    ts = np.fromiter((p[0] for p in parsed), dtype=np.int64, count=n)
-    whole = np.fromiter((p[1] for p in parsed), dtype=bool, count=n)
+    # Each distinct instant was parsed once; index the request's items into those.
+    distinct = list(cache)
+    position = {raw: k for k, raw in enumerate(distinct)}
+    which = np.array(list(map(position.__getitem__, raw_ts)), dtype=np.int64)
+    ts = np.array([cache[raw][0] for raw in distinct], dtype=np.int64)[which]
+    whole = np.array([cache[raw][1] for raw in distinct], dtype=bool)[which]
     return _Columns(np.arange(n, dtype=np.int64), meter, ts, whole, imp, exp)
 
 
