@@ -6,6 +6,10 @@ from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "energycoop.settings.dev")
 
+from energycoop.settings import env
+
+env.web_process = True  # DATABASE_POOL_MAX_SIZE applies here (settings are not loaded yet)
+
 # Django must be set up before anything imports models (the consumers and auth below).
 django_asgi_app = get_asgi_application()
 

@@ -63,6 +63,11 @@ def get_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+# Set by energycoop.asgi before the settings load: only web processes pool their database
+# connections (a pool's connections and threads would not survive Celery's prefork fork).
+web_process = False
+
+
 def database_config(default_url: str) -> dict:
     """``DATABASE_URL`` (PostgreSQL in production and tests) or the given default."""
     import dj_database_url
@@ -70,6 +75,18 @@ def database_config(default_url: str) -> dict:
     url = get_str("DATABASE_URL", default_url)
     assert url is not None
     config = dj_database_url.parse(url, conn_max_age=get_int("DATABASE_CONN_MAX_AGE", 0))
+    pool_size = get_int("DATABASE_POOL_MAX_SIZE", 0)
+    if pool_size > 0 and web_process and config["ENGINE"] == "django.db.backends.postgresql":
+        # Under ASGI a request's queries run on a worker thread and persistent connections
+        # (CONN_MAX_AGE) are not reused: each request would connect afresh. A psycopg pool per
+        # process keeps connections across requests; the two cannot be combined.
+        if config["CONN_MAX_AGE"]:
+            raise ImproperlyConfigured("Set DATABASE_POOL_MAX_SIZE or DATABASE_CONN_MAX_AGE, not both.")
+        config.setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 1,
+            "max_size": pool_size,
+            "timeout": get_int("DATABASE_POOL_TIMEOUT", 10),
+        }
     if config["ENGINE"] == "django.db.backends.sqlite3":
         # The embedded default: several processes share one SQLite file; wait for locks
         # instead of failing at once, and write-ahead logging lets readers run alongside.
