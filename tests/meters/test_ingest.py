@@ -292,5 +292,16 @@ def test_bulk_endpoint_with_serials(operator, day0, backend):
     assert ReadingRejection.objects.filter(serial="UNKNOWN", meter__isnull=True).count() == 1
 
 
+@pytest.mark.parametrize("odd", [["a", "list"], {"an": "object"}, 42, "", None], ids=repr)
+def test_bulk_items_with_odd_serials_are_invalid_and_the_rest_is_stored(operator, day0, odd):
+    a, _ = meter_make(member_make())
+    items = [{**r, "serial": a.serial} for r in series(day0, 3)]
+    items.insert(1, {**series(day0, 1)[0], "serial": odd})
+    body = operator.post("/api/v1/readings/bulk/", {"readings": items}, format="json").json()
+    assert body["accepted"] == 3 and body["duplicates"] == 0
+    assert _codes(body) == {1: "invalid"}
+    assert Reading.objects.filter(meter=a).count() == 3 and IntervalEnergy.objects.filter(meter=a).count() == 2
+
+
 def test_bulk_endpoint_needs_an_operator(member, api):
     assert api.post("/api/v1/readings/bulk/", {"readings": []}, format="json").status_code == 403
