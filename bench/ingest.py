@@ -14,14 +14,22 @@ What it does, on a database of its own (``--database-url``, default
 4. (b) plain Django ``Reading.objects.bulk_create(objs, ignore_conflicts=True)`` of the same
    rows into the readings table, building the model objects included (no validation, no
    interval energy): what the naive ORM path costs;
-5. the API: starts uvicorn (``energycoop.asgi:application``, ``--workers`` processes) and posts
-   every body to ``POST /api/v1/readings/bulk/`` over ``--connections`` keep-alive client
-   connections. The timer runs from the first request sent to the last response received and
-   so covers HTTP, JSON parsing, validation (every check of CONTRACT.md), storage of readings
-   and the derivation and storage of interval energy, each request one transaction. Rollups
-   follow asynchronously: a ``rollups_refresh --watch`` process drains the backlog during the
-   run, and the lag printed is from the last response until the backlog is empty;
-6. checks the counts afterwards (readings, intervals, accepted, nothing rejected) and prints
+5. (c) the storage floor: binary COPY of the same rows, encoded beforehand, into the readings
+   and interval-energy tables (their primary keys, no checks), one transaction per
+   ``--batch`` readings over ``--connections`` connections: what PostgreSQL alone costs for
+   what the API must store, before any HTTP, parsing or validation;
+6. the API: starts uvicorn (``energycoop.asgi:application``, ``--workers`` processes, each with
+   a connection pool of ``--pool`` as docs/deployment.md recommends) and posts every body to
+   ``POST /api/v1/readings/bulk/`` over ``--connections`` keep-alive client connections. The
+   timer runs from the first request sent to the last response received and so covers HTTP,
+   JSON parsing, validation (every check of CONTRACT.md), storage of readings and the
+   derivation and storage of interval energy, each request one transaction. Rollups follow
+   asynchronously, in two ways, each run ``--repeat`` times:
+   - *after*: ``rollups_refresh --watch`` starts at the last response (as beat would, every
+     15 s); the lag printed is from the last response until the backlog is empty;
+   - *alongside*: ``rollups_refresh --watch 0.2`` drains during the run and competes for the
+     same two cores: the price of keeping rollups seconds behind during a bulk load;
+7. checks the counts afterwards (readings, intervals, accepted, nothing rejected) and prints
    the medians over ``--repeat`` runs and the ratios.
 """
 
@@ -54,7 +62,11 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=2, help="Client connections sending at once.")
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes.")
     parser.add_argument("--repeat", type=int, default=3, help="Runs of COPY and of the API (medians are printed).")
+    parser.add_argument("--pool", type=int, default=4, help="Connection pool size per uvicorn worker (0: none).")
     parser.add_argument("--skip-orm", action="store_true", help="Skip the (slow) bulk_create baseline.")
+    parser.add_argument(
+        "--rollups", choices=("after", "alongside", "both"), default="both", help="When rollups are drained."
+    )
     parser.add_argument(
         "--shape",
         choices=("meters", "time"),
@@ -100,7 +112,8 @@ def main() -> None:
         {
             "DJANGO_SETTINGS_MODULE": "energycoop.settings.test",
             "DATABASE_URL": args.database_url,
-            "DATABASE_CONN_MAX_AGE": "0",  # persistent connections leak under ASGI (one per request thread)
+            "DATABASE_CONN_MAX_AGE": "0",  # not reused under ASGI: the pool (web processes only) is
+            "DATABASE_POOL_MAX_SIZE": str(args.pool),
             "PYTHONUNBUFFERED": "1",
             "LOG_LEVEL": "WARNING",
         }
@@ -108,8 +121,8 @@ def main() -> None:
     os.environ.update(env)
     print(f"Meter ingest bench: {args.readings:,} readings for {args.meters:,} meters ({per_meter} each, "
           f"requests shaped by {args.shape}), "
-          f"requests of {args.batch:,}, {args.connections} client connections, {args.workers} uvicorn workers, "
-          f"{args.repeat} run(s)")  # fmt: skip
+          f"requests of {args.batch:,}, {args.connections} client connections, {args.workers} uvicorn workers "
+          f"(connection pool {args.pool} each), {args.repeat} run(s)")  # fmt: skip
     _database_recreate(args.database_url)
     subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
 
@@ -160,8 +173,19 @@ def main() -> None:
         orm_s = time.perf_counter() - began
         assert Reading.objects.count() == len(rows)
 
+    # (c) the storage floor: what PostgreSQL alone costs for the rows the API stores
+    floor_times = []
+    for _ in range(args.repeat):
+        _tables_empty(connection)
+        floor_times.append(_storage_floor(args.database_url, rows, args.batch, args.connections))
+        assert Reading.objects.count() == len(rows)
+        assert IntervalEnergy.objects.count() == len(rows) - args.meters
+    floor_s = statistics.median(floor_times)
+
     # The API, over HTTP, against a real ASGI server
-    api_times, lags = [], []
+    modes = ["after", "alongside"] if args.rollups == "both" else [args.rollups]
+    api_times: dict[str, list[float]] = {mode: [] for mode in modes}
+    lags: dict[str, list[float]] = {mode: [] for mode in modes}
     port = _free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "energycoop.asgi:application", "--host", "127.0.0.1", "--port", str(port),
@@ -173,57 +197,139 @@ def main() -> None:
         _wait_for(port)
         _post_all(port, operator_token, [b'{"readings": []}'] * 4 * args.workers, args.connections)  # warm-up
         for _run in range(args.repeat):
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "TRUNCATE meters_reading, meters_intervalenergy, meters_intervalcorrection, meters_rollupbacklog, "
-                    "meters_meterrollup, meters_memberrollup, meters_feederrollup, meters_readingrejection"
-                )
-            drainer = subprocess.Popen(
-                [sys.executable, "manage.py", "rollups_refresh", "--watch", "0.2", "--limit", "20000"],
-                cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-            )  # fmt: skip
-            elapsed, answers = _post_all(port, operator_token, bodies, args.connections)
-            done_at = time.perf_counter()
-            accepted = sum(a["accepted"] for a in answers)
-            rejected = sum(len(a["rejected"]) for a in answers)
-            assert accepted == len(rows) and rejected == 0, (accepted, rejected)
-            while RollupBacklog.objects.exists():
-                time.sleep(0.05)
-            lag = time.perf_counter() - done_at
-            drainer.terminate()
-            drainer.wait(timeout=30)
-            drainer = None
-            assert Reading.objects.count() == len(rows)
-            assert IntervalEnergy.objects.count() == len(rows) - args.meters
-            assert not IntervalEnergy.objects.filter(estimated=True).exists()
-            assert not ReadingRejection.objects.exists()
-            api_times.append(elapsed)
-            lags.append(lag)
-            print(f"  API run {_run + 1}: {elapsed:6.2f} s, {_rate(len(rows), elapsed)}; rollup lag {lag:5.2f} s")
+            for mode in modes:
+                _tables_empty(connection)
+                drain = [sys.executable, "manage.py", "rollups_refresh", "--watch", "0.2", "--limit", "20000"]
+                if mode == "alongside":
+                    drainer = subprocess.Popen(drain, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+                elapsed, answers = _post_all(port, operator_token, bodies, args.connections)
+                done_at = time.perf_counter()
+                if mode == "after":
+                    drainer = subprocess.Popen(drain, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+                accepted = sum(a["accepted"] for a in answers)
+                rejected = sum(len(a["rejected"]) for a in answers)
+                assert accepted == len(rows) and rejected == 0, (accepted, rejected)
+                while RollupBacklog.objects.exists():
+                    time.sleep(0.05)
+                lag = time.perf_counter() - done_at
+                assert drainer is not None
+                drainer.terminate()
+                drainer.wait(timeout=30)
+                drainer = None
+                assert Reading.objects.count() == len(rows)
+                assert IntervalEnergy.objects.count() == len(rows) - args.meters
+                assert not IntervalEnergy.objects.filter(estimated=True).exists()
+                assert not ReadingRejection.objects.exists()
+                api_times[mode].append(elapsed)
+                lags[mode].append(lag)
+                print(f"  API run {_run + 1}, rollups {mode:<9}: {elapsed:6.2f} s, {_rate(len(rows), elapsed)}; "
+                      f"rollup lag {lag:5.2f} s")  # fmt: skip
     finally:
         if drainer is not None:
             drainer.kill()
         server.terminate()
         server.wait(timeout=30)
-    api_s = statistics.median(api_times)
-    lag_s = statistics.median(lags)
-
     n = len(rows)
     print()
-    print(f"{'path':<58} {'seconds':>8} {'throughput':>22} {'vs COPY':>8}")
-    print(f"{'(a) raw binary COPY into a bare table (median)':<58} {copy_s:8.2f} {_rate(n, copy_s):>22} {'100%':>8}")
+    print(f"{'path':<66} {'seconds':>8} {'throughput':>22} {'vs COPY':>8}")
+
+    def line(label: str, seconds: float) -> None:
+        print(f"{label:<66} {seconds:8.2f} {_rate(n, seconds):>22} {copy_s / seconds:8.1%}")
+
+    line("(a) raw binary COPY into a bare table (median)", copy_s)
     if orm_s is not None:
-        print(f"{'(b) Django bulk_create(ignore_conflicts=True)':<58} {orm_s:8.2f} {_rate(n, orm_s):>22} "
-              f"{orm_s and copy_s / orm_s:8.1%}")  # fmt: skip
-    print(f"{'bulk API over HTTP: validated, stored, interval energy (median)':<58} {api_s:8.2f} "
-          f"{_rate(n, api_s):>22} {copy_s / api_s:8.1%}")  # fmt: skip
-    if orm_s is not None:
-        print(f"API / bulk_create: {orm_s / api_s:.1f}x")
-    print(f"rollups (async, rollups_refresh --watch): lag after the last response, median {lag_s:.2f} s")
+        line("(b) Django bulk_create(ignore_conflicts=True)", orm_s)
+    line(f"(c) storage floor: COPY into both keyed tables, {args.connections} connections (median)", floor_s)
+    for mode in modes:
+        line(f"API over HTTP, rollups {mode} (median)", statistics.median(api_times[mode]))
+    for mode in modes:
+        api_s = statistics.median(api_times[mode])
+        ratios = f"API / bulk_create {orm_s / api_s:.1f}x, " if orm_s is not None else ""
+        print(f"rollups {mode}: {ratios}API / storage floor {floor_s / api_s:.0%}, "
+              f"rollup lag after the last response, median {statistics.median(lags[mode]):.2f} s")  # fmt: skip
     print("timers: (a) COPY of prepared tuples, one transaction; (b) model objects built + bulk_create per "
-          f"{args.batch:,}; API: first request sent to last response received (HTTP, orjson parsing, validation, "
-          "readings and interval energy stored, one transaction per request)")  # fmt: skip
+          f"{args.batch:,}; (c) COPY of pre-encoded rows into meters_reading and meters_intervalenergy, one "
+          f"transaction per {args.batch:,}; API: first request sent to last response received (HTTP, orjson "
+          "parsing, validation, readings and interval energy stored, one transaction per request)")  # fmt: skip
     print(f"checked: {n:,} readings stored, {n - args.meters:,} measured intervals, 0 rejected, 0 estimated")
+
+
+def _tables_empty(connection) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "TRUNCATE meters_reading, meters_intervalenergy, meters_intervalcorrection, meters_rollupbacklog, "
+            "meters_meterrollup, meters_memberrollup, meters_feederrollup, meters_readingrejection"
+        )
+
+
+def _storage_floor(url: str, rows: list[tuple], batch: int, connections: int) -> float:
+    """Seconds to COPY the rows and their interval energy into the two tables, one transaction
+    per batch, ``connections`` at once (the rows encoded beforehand, as store.py encodes them)."""
+    import numpy as np
+    import psycopg
+
+    from apps.meters import store
+
+    header, trailer = b"PGCOPY\n\xff\r\n\x00" + bytes(8), b"\xff\xff"
+
+    def encode(columns: list[np.ndarray], kinds: list[str]) -> bytes:
+        fields: list[tuple[str, str]] = [("count", ">i2")]
+        for k, kind in enumerate(kinds):
+            fields += [(f"len{k}", ">i4"), (f"val{k}", "i1" if kind == "bool" else ">i8")]
+        record = np.empty(len(columns[0]), dtype=np.dtype(fields))
+        record["count"] = len(kinds)
+        for k, (kind, column) in enumerate(zip(kinds, columns, strict=True)):
+            record[f"len{k}"] = 1 if kind == "bool" else 8
+            record[f"val{k}"] = column
+        return header + record.tobytes() + trailer
+
+    now_us = int((time.time() - store.PG_EPOCH_SECONDS) * 1_000_000)
+    meter = np.array([r[0] for r in rows], dtype=np.int64)
+    ts = (np.array([int(r[1].timestamp()) for r in rows], dtype=np.int64) - store.PG_EPOCH_SECONDS) * 1_000_000
+    imp = np.array([r[2] for r in rows], dtype=np.int64)
+    exp = np.array([r[3] for r in rows], dtype=np.int64)
+    # rows run meter by meter in time order: each row but a meter's first closes an interval
+    closes = np.zeros(len(rows), dtype=bool)
+    closes[1:] = meter[1:] == meter[:-1]
+    jobs: queue.Queue[tuple[bytes, bytes]] = queue.Queue()
+    for at in range(0, len(rows), batch):
+        part = slice(at, at + batch)
+        k = np.flatnonzero(closes[part]) + at
+        readings = encode(
+            [meter[part], ts[part], imp[part], exp[part], np.full(len(meter[part]), now_us)], ["int8"] * 5
+        )
+        intervals = encode(
+            [meter[k], ts[k - 1], imp[k] - imp[k - 1], exp[k] - exp[k - 1], np.zeros(len(k))],
+            ["int8", "int8", "int8", "int8", "bool"],
+        )
+        jobs.put((readings, intervals))
+
+    def writer() -> None:
+        with psycopg.connect(url) as conn:
+            while True:
+                try:
+                    readings, intervals = jobs.get_nowait()
+                except queue.Empty:
+                    return
+                with conn.transaction(), conn.cursor() as cursor:
+                    with cursor.copy(
+                        "COPY meters_reading (meter_id, ts, import_wh, export_wh, received_at) "
+                        "FROM STDIN (FORMAT BINARY)"
+                    ) as copy:
+                        copy.write(readings)
+                    with cursor.copy(
+                        "COPY meters_intervalenergy (meter_id, interval_start, import_wh, export_wh, estimated) "
+                        "FROM STDIN (FORMAT BINARY)"
+                    ) as copy:
+                        copy.write(intervals)
+
+    threads = [threading.Thread(target=writer) for _ in range(connections)]
+    began = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - began
 
 
 def _fixtures(meter_count: int, per_meter: int):
