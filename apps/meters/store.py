@@ -83,10 +83,12 @@ def meters_lock(*, ids: Sequence[int] = (), serials: Sequence[str] = ()) -> list
     if is_postgres():
         column, values = ("m.id", list(ids)) if ids else ("m.serial", list(serials))
         with connection.cursor() as cursor:
+            # The capacity as a scalar subquery: one index probe per meter, never a hash of the
+            # whole connection-point table (which the planner picks when statistics are stale).
             cursor.execute(
-                "SELECT m.id, m.serial, m.installed_at, m.removed_at, m.bidirectional, cp.capacity_w "  # noqa: S608 - fixed table and column names, values bound
-                "FROM meters_meter m JOIN grid_connectionpoint cp ON cp.id = m.connection_point_id "
-                f"WHERE {column} = ANY(%s) ORDER BY m.id FOR NO KEY UPDATE OF m",
+                "SELECT m.id, m.serial, m.installed_at, m.removed_at, m.bidirectional, "  # noqa: S608 - fixed table and column names, values bound
+                "(SELECT cp.capacity_w FROM grid_connectionpoint cp WHERE cp.id = m.connection_point_id) "
+                f"FROM meters_meter m WHERE {column} = ANY(%s) ORDER BY m.id FOR NO KEY UPDATE OF m",
                 [values],
             )
             rows = cursor.fetchall()
