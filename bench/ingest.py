@@ -47,6 +47,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -268,28 +269,15 @@ def _tables_empty(connection) -> None:
 
 def _storage_floor(url: str, rows: list[tuple], batch: int, connections: int) -> float:
     """Seconds to COPY the rows and their interval energy into the two tables, one transaction
-    per batch, ``connections`` at once (the rows encoded beforehand, as store.py encodes them)."""
+    per batch, ``connections`` at once (the rows encoded beforehand, by the ingest's encoder)."""
     import numpy as np
     import psycopg
 
     from apps.meters import store
 
-    header, trailer = b"PGCOPY\n\xff\r\n\x00" + bytes(8), b"\xff\xff"
-
-    def encode(columns: list[np.ndarray], kinds: list[str]) -> bytes:
-        fields: list[tuple[str, str]] = [("count", ">i2")]
-        for k, kind in enumerate(kinds):
-            fields += [(f"len{k}", ">i4"), (f"val{k}", "i1" if kind == "bool" else ">i8")]
-        record = np.empty(len(columns[0]), dtype=np.dtype(fields))
-        record["count"] = len(kinds)
-        for k, (kind, column) in enumerate(zip(kinds, columns, strict=True)):
-            record[f"len{k}"] = 1 if kind == "bool" else 8
-            record[f"val{k}"] = column
-        return header + record.tobytes() + trailer
-
     now_us = int((time.time() - store.PG_EPOCH_SECONDS) * 1_000_000)
     meter = np.array([r[0] for r in rows], dtype=np.int64)
-    ts = (np.array([int(r[1].timestamp()) for r in rows], dtype=np.int64) - store.PG_EPOCH_SECONDS) * 1_000_000
+    ts = np.array([int(r[1].timestamp()) for r in rows], dtype=np.int64)
     imp = np.array([r[2] for r in rows], dtype=np.int64)
     exp = np.array([r[3] for r in rows], dtype=np.int64)
     # rows run meter by meter in time order: each row but a meter's first closes an interval
@@ -299,12 +287,13 @@ def _storage_floor(url: str, rows: list[tuple], batch: int, connections: int) ->
     for at in range(0, len(rows), batch):
         part = slice(at, at + batch)
         k = np.flatnonzero(closes[part]) + at
-        readings = encode(
-            [meter[part], ts[part], imp[part], exp[part], np.full(len(meter[part]), now_us)], ["int8"] * 5
+        readings = store.copy_binary(
+            ["int8", "ts", "int8", "int8", "us"],
+            [meter[part], ts[part], imp[part], exp[part], np.full(len(meter[part]), now_us)],
         )
-        intervals = encode(
-            [meter[k], ts[k - 1], imp[k] - imp[k - 1], exp[k] - exp[k - 1], np.zeros(len(k))],
-            ["int8", "int8", "int8", "int8", "bool"],
+        intervals = store.copy_binary(
+            ["int8", "ts", "int8", "int8", "bool"],
+            [meter[k], ts[k - 1], imp[k] - imp[k - 1], exp[k] - exp[k - 1], np.zeros(len(k), dtype=bool)],
         )
         jobs.put((readings, intervals))
 
@@ -327,7 +316,12 @@ def _storage_floor(url: str, rows: list[tuple], batch: int, connections: int) ->
                     ) as copy:
                         copy.write(intervals)
 
-    threads = [threading.Thread(target=writer) for _ in range(connections)]
+    return _threads_run(writer, connections)
+
+
+def _threads_run(target: Callable[[], None], count: int) -> float:
+    """Seconds from starting ``count`` threads running ``target`` until the last one ends."""
+    threads = [threading.Thread(target=target) for _ in range(count)]
     began = time.perf_counter()
     for t in threads:
         t.start()
@@ -432,13 +426,7 @@ def _post_all(port: int, token: str, bodies: list[bytes], connections: int) -> t
             answers.append(orjson.loads(data))
         conn.close()
 
-    threads = [threading.Thread(target=client) for _ in range(connections)]
-    began = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - began
+    elapsed = _threads_run(client, connections)
     if errors:
         raise SystemExit(f"API errors: {errors[:3]}")
     return elapsed, answers

@@ -263,8 +263,9 @@ def _copy(table: str, columns: Sequence[str], types: Sequence[str], rows: Iterab
             copy.write_row(row)
 
 
-def _copy_columns(table: str, names: Sequence[str], kinds: Sequence[str], columns: Sequence[np.ndarray]) -> None:
-    """Binary COPY of fixed-width columns, encoded by NumPy in one go (no per-row Python).
+def copy_binary(kinds: Sequence[str], columns: Sequence[np.ndarray]) -> bytes:
+    """Fixed-width columns as one PostgreSQL binary COPY stream, encoded by NumPy in one go (no
+    per-row Python).
 
     ``kinds``: ``int8``; ``ts`` (epoch seconds, stored as timestamptz); ``us`` (microseconds
     since 2000-01-01, PostgreSQL's own timestamptz); ``bool``.
@@ -277,9 +278,14 @@ def _copy_columns(table: str, names: Sequence[str], kinds: Sequence[str], column
     for k, (kind, column) in enumerate(zip(kinds, columns, strict=True)):
         record[f"len{k}"] = 1 if kind == "bool" else 8
         record[f"val{k}"] = (column - PG_EPOCH_SECONDS) * 1_000_000 if kind == "ts" else column
+    return _COPY_HEADER + record.tobytes() + _COPY_TRAILER
+
+
+def _copy_columns(table: str, names: Sequence[str], kinds: Sequence[str], columns: Sequence[np.ndarray]) -> None:
+    """Binary COPY of fixed-width columns (see :func:`copy_binary`) into ``table``."""
     statement = f"COPY {table} ({', '.join(names)}) FROM STDIN (FORMAT BINARY)"
     with connection.cursor() as cursor, cursor.copy(statement) as copy:
-        copy.write(_COPY_HEADER + record.tobytes() + _COPY_TRAILER)
+        copy.write(copy_binary(kinds, columns))
 
 
 def readings_insert(*, columns: Sequence[np.ndarray], received_at: dt.datetime) -> None:
