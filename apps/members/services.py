@@ -16,7 +16,7 @@ from apps.common.exceptions import Conflict, NotFound, ValidationFailed
 from apps.common.keys import key_hash, key_new
 from apps.members.choices import STATUS_TRANSITIONS, MemberStatus, Role
 from apps.members.models import ApiToken, Member, MemberStatusChange, User
-from apps.realtime.broadcast import member_sockets_close
+from apps.realtime.broadcast import credential_sockets_close, member_sockets_close
 
 FIRST_MEMBER_NUMBER = 100001
 API_TOKEN_PREFIX = "ecp"  # noqa: S105 - a label, not a secret
@@ -197,6 +197,7 @@ def api_token_revoke(*, user: User, token_id: int) -> ApiToken:
         if token.revoked_at is None:
             token.revoked_at = timezone.now()
             token.save(update_fields=["revoked_at"])
+            credential_sockets_close(kind="token", key=token.pk)  # after commit
     return token
 
 

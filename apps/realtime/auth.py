@@ -18,6 +18,7 @@ from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.http.cookie import parse_cookie
 
+from apps.realtime import groups
 from apps.realtime.consumers import refuse
 
 
@@ -48,24 +49,26 @@ class BrowserOriginValidator(OriginValidator):
 
 
 @database_sync_to_async
-def _user_for_token(key: str) -> Any:
+def _user_for_token(key: str) -> tuple[Any, str | None]:
     from apps.members.services import api_token_authenticate
 
     token = api_token_authenticate(key=key)
-    return token.user if token is not None else AnonymousUser()
+    if token is None:
+        return AnonymousUser(), None
+    return token.user, groups.credential_group("token", token.pk)
 
 
-async def _user_for_session(scope: dict) -> Any:
+async def _user_for_session(scope: dict) -> tuple[Any, str | None]:
     cookies: dict[str, str] = {}
     for name, value in scope.get("headers", []):
         if name == b"cookie":
             cookies.update(parse_cookie(value.decode("latin1")))
     session_key = cookies.get(settings.SESSION_COOKIE_NAME)
     if not session_key:
-        return AnonymousUser()
+        return AnonymousUser(), None
     store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
     # Channels' own check: the session's user, its backend, and the password hash.
-    return await get_user({"session": store})
+    return await get_user({"session": store}), groups.credential_group("session", session_key)
 
 
 class LiveAuthMiddleware(BaseMiddleware):
@@ -80,8 +83,8 @@ class LiveAuthMiddleware(BaseMiddleware):
     async def __call__(self, scope: dict, receive: Any, send: Any) -> Any:
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
         keys = query.get("token")
-        user = await _user_for_token(keys[0]) if keys else await _user_for_session(scope)
-        return await super().__call__(dict(scope, user=user), receive, send)
+        user, credential = await _user_for_token(keys[0]) if keys else await _user_for_session(scope)
+        return await super().__call__(dict(scope, user=user, live_credential=credential), receive, send)
 
 
 def LiveSocketStack(inner: Any) -> Any:  # noqa: N802 - named like Channels' stacks

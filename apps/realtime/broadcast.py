@@ -94,6 +94,16 @@ def member_sockets_close(*, member_id: int) -> None:
     _on_commit(_deliver, [delivery], [])
 
 
+def credential_sockets_close(*, kind: str, key: str | int) -> None:
+    """Close the live sockets opened with one browser session or one API token after commit (it
+    was signed out or revoked); they see close code 4401 and live.js does not reconnect."""
+    from apps.realtime.consumers import CLOSE_UNAUTHENTICATED
+
+    event = {"type": "live.close", "code": CLOSE_UNAUTHENTICATED}
+    delivery: _Delivery = ((groups.credential_group(kind, key),), event)
+    _on_commit(_deliver, [delivery], [])
+
+
 def _on_commit(func: Callable[..., None], *args: Any) -> None:
     """Run ``func(*args)`` after commit; a failure then is logged, never raised into the use
     case that already committed (Django's robust on_commit)."""

@@ -83,7 +83,10 @@ class LiveConsumer(AsyncWebsocketConsumer):
         if member_id is None:
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
-        await self._join(groups.member_socket_groups(member_id))
+        # The group of the credential it was opened with (LiveAuthMiddleware): signing out or
+        # revoking the token closes it.
+        credential = self.scope.get("live_credential")
+        await self._join(groups.member_socket_groups(member_id) + ((credential,) if credential else ()))
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
@@ -108,7 +111,8 @@ class LiveConsumer(AsyncWebsocketConsumer):
             await self.base_send({"type": "websocket.send", "text": text})
 
     async def live_close(self, event: dict[str, Any]) -> None:
-        """The membership stopped being active: end this socket (see ``member_sockets_close``)."""
+        """The membership stopped being active, or the socket's session or token ended: end this
+        socket (see ``member_sockets_close`` and ``credential_sockets_close``)."""
         await self.close(code=event.get("code", CLOSE_MEMBERSHIP_ENDED))
 
     async def dispatch(self, message: dict[str, Any]) -> None:

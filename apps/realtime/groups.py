@@ -5,10 +5,14 @@ Groups and their sockets:
 - ``GRID``: the same sockets: ``grid.*`` and ``dr.*`` events.
 - ``member_group(id)``: that member's sockets alone: private events (``trade.filled``) and
   the close order sent when the membership stops being active.
+- ``credential_group(kind, key)``: the sockets opened with one browser session or one API
+  token: the close order sent when it ends (sign-out, revocation).
 - ``TICKER``: the public ticker's sockets (``/ws/ticker/``): ``market.cleared`` alone.
 """
 
 from __future__ import annotations
+
+import hashlib
 
 MARKET = "market"
 GRID = "grid"
@@ -25,6 +29,14 @@ def member_group(member_id: int) -> str:
     if isinstance(member_id, bool) or not isinstance(member_id, int):
         raise TypeError(f"member_id must be an int, got {member_id!r}")
     return f"member.{member_id}"
+
+
+def credential_group(kind: str, key: str | int) -> str:
+    """The sockets opened with one credential: ``("session", session_key)`` or ``("token", id)``.
+    Hashed, so no session key ever becomes a Redis key name."""
+    if kind not in {"session", "token"} or not str(key):
+        raise ValueError(f"No credential group for {kind!r}")
+    return "credential." + hashlib.sha256(f"{kind}:{key}".encode()).hexdigest()[:40]
 
 
 def member_socket_groups(member_id: int) -> tuple[str, ...]:

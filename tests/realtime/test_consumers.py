@@ -16,7 +16,7 @@ from apps.members.choices import MemberStatus, Role
 from apps.members.services import api_token_revoke, member_set_status
 from apps.realtime import groups
 from apps.realtime.broadcast import broadcast as broadcast_sync
-from apps.realtime.consumers import CLOSE_MEMBERSHIP_ENDED
+from apps.realtime.consumers import CLOSE_MEMBERSHIP_ENDED, CLOSE_UNAUTHENTICATED
 from apps.realtime.payloads import (
     DrEvent,
     GridAlert,
@@ -308,6 +308,73 @@ async def test_a_status_change_that_rolls_back_closes_nothing(open_socket, live_
     def rolled_back() -> None:
         with transaction.atomic():
             member_set_status(member=live_member, to_status=MemberStatus.SUSPENDED, reason="test")
+            raise RuntimeError
+
+    with pytest.raises(RuntimeError):
+        await sync_to_async(rolled_back)()
+    assert await socket.receive_nothing(timeout=0.5)
+
+
+# --- A session signed out or a token revoked closes the sockets it opened ----------------------
+
+
+def _sign_out(session_key: str) -> None:
+    """The browser holding ``session_key`` signs out through allauth's own view."""
+    from django.conf import settings
+    from django.test import Client
+
+    client = Client()
+    client.cookies[settings.SESSION_COOKIE_NAME] = session_key
+    response = client.post("/accounts/logout/")
+    assert response.status_code == 302, response.status_code
+
+
+async def test_signing_out_closes_that_browsers_sockets_only(open_socket, live_member, live_token):
+    signed_out = await sync_to_async(session_for)(live_member)
+    other_browser = await sync_to_async(session_for)(live_member)
+    closing_socket, accepted, _ = await open_socket(session=signed_out)
+    assert accepted
+    same_browser_second_tab, _, _ = await open_socket(session=signed_out)
+    other_tab, _, _ = await open_socket(session=other_browser)
+    by_token, _, _ = await open_socket(token=live_token)
+
+    await sync_to_async(_sign_out)(signed_out)
+
+    for socket in (closing_socket, same_browser_second_tab):
+        assert await socket.receive_output(timeout=5) == {"type": "websocket.close", "code": CLOSE_UNAUTHENTICATED}
+    for socket in (other_tab, by_token):
+        assert await socket.receive_nothing(timeout=0.3)
+    await broadcast(cleared())
+    for socket in (other_tab, by_token):
+        assert (await socket.receive_json_from(timeout=5))["type"] == "market.cleared"
+    _socket, accepted, _code = await open_socket(session=signed_out)
+    assert not accepted
+
+
+async def test_revoking_a_token_closes_its_sockets_only(open_socket, live_member, live_token):
+    other_token = await sync_to_async(token_make)(live_member)
+    session = await sync_to_async(session_for)(live_member)
+    revoked, _, _ = await open_socket(token=live_token)
+    kept, _, _ = await open_socket(token=other_token)
+    by_session, _, _ = await open_socket(session=session)
+    token_id = await sync_to_async(lambda: live_member.user.api_tokens.order_by("pk").first().pk)()
+
+    await sync_to_async(api_token_revoke)(user=live_member.user, token_id=token_id)
+
+    assert await revoked.receive_output(timeout=5) == {"type": "websocket.close", "code": CLOSE_UNAUTHENTICATED}
+    for socket in (kept, by_session):
+        assert await socket.receive_nothing(timeout=0.3)
+    _socket, accepted, _code = await open_socket(token=live_token)
+    assert not accepted
+
+
+async def test_a_revocation_that_rolls_back_closes_nothing(open_socket, live_member, live_token):
+    socket, _, _ = await open_socket(token=live_token)
+
+    def rolled_back() -> None:
+        with transaction.atomic():
+            token = live_member.user.api_tokens.get()
+            api_token_revoke(user=live_member.user, token_id=token.pk)
             raise RuntimeError
 
     with pytest.raises(RuntimeError):

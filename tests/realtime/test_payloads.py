@@ -167,3 +167,14 @@ def test_routing_refuses_what_would_leak_or_vanish():
         groups.groups_for("ledger.posted")
     with pytest.raises(TypeError):
         groups.member_group("5")  # type: ignore[arg-type]
+
+
+def test_credential_groups_are_hashed_and_distinct_per_kind():
+    session = groups.credential_group("session", "abc123sessionkey")
+    token = groups.credential_group("token", "abc123sessionkey")
+    assert session != token and session == groups.credential_group("session", "abc123sessionkey")
+    assert "abc123sessionkey" not in session and session.startswith("credential.") and len(session) < 100
+    assert groups.credential_group("token", 7) == groups.credential_group("token", "7")
+    for kind, key in (("cookie", "x"), ("session", "")):
+        with pytest.raises(ValueError):
+            groups.credential_group(kind, key)

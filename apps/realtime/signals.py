@@ -1,0 +1,16 @@
+"""Receivers that end live sockets when the credential they were opened with ends."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apps.realtime.broadcast import credential_sockets_close
+
+
+def session_sockets_close(sender: Any, request: Any = None, user: Any = None, **kwargs: Any) -> None:
+    """``user_logged_out``: close the sockets this browser session opened (Django sends the
+    signal before it flushes the session, so the key is still the old one)."""
+    session = getattr(request, "session", None)
+    key = getattr(session, "session_key", None)
+    if key:
+        credential_sockets_close(kind="session", key=key)
