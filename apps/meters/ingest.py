@@ -207,7 +207,8 @@ def run(*, readings: list, meter_id: int | None, now: dt.datetime, step: int, re
             named = set(map(_SERIAL, readings))  # all well-formed: one pass in C
         except (KeyError, TypeError):
             named = {i.get("serial") for i in readings if isinstance(i, dict) and isinstance(i.get("serial"), str)}
-        infos = store.meters_lock(serials=sorted(s for s in named if isinstance(s, str)))
+        # No meter's serial holds a NUL (PostgreSQL text cannot): such an item is refused alone.
+        infos = store.meters_lock(serials=sorted(s for s in named if isinstance(s, str) and "\x00" not in s))
     request = _Request(
         step=step, now_ts=store.to_ts(now.replace(microsecond=0)), received_at=received_at, infos=infos, fixed=fixed
     )

@@ -292,7 +292,7 @@ def test_bulk_endpoint_with_serials(operator, day0, backend):
     assert ReadingRejection.objects.filter(serial="UNKNOWN", meter__isnull=True).count() == 1
 
 
-@pytest.mark.parametrize("odd", [["a", "list"], {"an": "object"}, 42, "", None], ids=repr)
+@pytest.mark.parametrize("odd", [["a", "list"], {"an": "object"}, 42, "", None, "A\u0000B"], ids=repr)
 def test_bulk_items_with_odd_serials_are_invalid_and_the_rest_is_stored(operator, day0, odd):
     a, _ = meter_make(member_make())
     items = [{**r, "serial": a.serial} for r in series(day0, 3)]
@@ -301,6 +301,22 @@ def test_bulk_items_with_odd_serials_are_invalid_and_the_rest_is_stored(operator
     assert body["accepted"] == 3 and body["duplicates"] == 0
     assert _codes(body) == {1: "invalid"}
     assert Reading.objects.filter(meter=a).count() == 3 and IntervalEnergy.objects.filter(meter=a).count() == 2
+    assert ReadingRejection.objects.count() == 1
+
+
+def test_bulk_serials_with_quotes_backslashes_and_braces_are_matched_exactly(operator, day0, backend):
+    odd, _ = meter_make(member_make(), serial='M"1\\,{x} y')
+    plain, _ = meter_make(member_make(), serial="M1")
+    items = [{**r, "serial": odd.serial} for r in series(day0, 2)] + [{**r, "serial": "M1"} for r in series(day0, 2)]
+    items.append({**series(day0, 1)[0], "serial": 'M"1\\'})  # a prefix of the odd serial: no such meter
+    body = operator.post("/api/v1/readings/bulk/", {"readings": items}, format="json").json()
+    assert body["accepted"] == 4 and _codes(body) == {4: "invalid"}
+    assert Reading.objects.filter(meter=odd).count() == 2 and Reading.objects.filter(meter=plain).count() == 2
+
+
+def test_a_nul_in_the_path_serial_is_not_found(operator, day0):
+    response = operator.post("/api/v1/meters/A%00B/readings/", {"readings": series(day0, 1)}, format="json")
+    assert response.status_code == 404, response.content
 
 
 def test_bulk_endpoint_needs_an_operator(member, api):
