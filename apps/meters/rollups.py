@@ -208,7 +208,6 @@ def _buckets_recompute_sql(spans: Sequence[tuple[int, int, int]]) -> None:
     the same transaction, and drains take turns."""
     from django.db import connection
 
-    times = store.instants()
     zone = settings.TIME_ZONE
     # Whole hours, merged per meter: each span is one index range scan of interval energy.
     merged = _merge((mid, lo - lo % HOUR, hi + (-hi) % HOUR) for mid, lo, hi in spans)
@@ -221,9 +220,9 @@ def _buckets_recompute_sql(spans: Sequence[tuple[int, int, int]]) -> None:
             "WITH fresh AS ("
             "  SELECT e.meter_id, date_trunc('hour', e.interval_start) AS bucket, sum(e.import_wh) AS import_wh, "
             "  sum(e.export_wh) AS export_wh, count(*) AS intervals, count(*) FILTER (WHERE e.estimated) AS estimated "
-            "  FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) AS s(meter_id, lo, hi) "
-            "  JOIN meters_intervalenergy e ON e.meter_id = s.meter_id AND e.interval_start >= s.lo "
-            "  AND e.interval_start < s.hi GROUP BY 1, 2) "
+            "  FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) AS s(meter_id, lo, hi) "
+            "  JOIN meters_intervalenergy e ON e.meter_id = s.meter_id AND e.interval_start >= to_timestamp(s.lo) "
+            "  AND e.interval_start < to_timestamp(s.hi) GROUP BY 1, 2) "
             f"SELECT f.meter_id, f.bucket, {day.format(col='f.bucket')} AS day, "
             "f.import_wh, f.export_wh, f.intervals, f.estimated, "
             "f.import_wh - coalesce(r.import_wh, 0) AS d_import, f.export_wh - coalesce(r.export_wh, 0) AS d_export, "
@@ -233,7 +232,7 @@ def _buckets_recompute_sql(spans: Sequence[tuple[int, int, int]]) -> None:
             "FROM fresh f LEFT JOIN meters_meterrollup r ON r.meter_id = f.meter_id AND r.grain = 'hour' "
             "AND r.bucket_start = f.bucket "
             "JOIN meters_meter m ON m.id = f.meter_id JOIN grid_connectionpoint cp ON cp.id = m.connection_point_id",
-            [[m for m, _, _ in flat], [times[lo] for _, lo, _ in flat], [times[hi] for _, _, hi in flat], zone, zone],
+            [*(store.int_array(column) for column in zip(*flat, strict=True)), zone, zone],
         )
         cursor.execute(
             f"INSERT INTO meters_meterrollup (meter_id, grain, bucket_start, {_COLUMNS}) "  # noqa: S608 - fixed table and column names, values bound

@@ -305,13 +305,11 @@ def rollups_refresh(*, limit: int = 5_000) -> int:
                 # skip JIT compilation, which costs more (about 0.4 s a batch) than it saves here.
                 cursor.execute("SET LOCAL work_mem = '64MB'")
                 cursor.execute("SET LOCAL jit = off")
-        from apps.meters.models import RollupBacklog
-
-        batch = list(RollupBacklog.objects.order_by("pk").values_list("pk", "meter_id", "start", "end")[:limit])
+        batch = store.backlog_take(limit=limit)
         if not batch:
             return 0
-        rollups.buckets_recompute(spans=[(mid, store.to_ts(lo), store.to_ts(hi)) for _pk, mid, lo, hi in batch])
-        RollupBacklog.objects.filter(pk__in=[row[0] for row in batch]).delete()
+        rollups.buckets_recompute(spans=[(mid, lo, hi) for _pk, mid, lo, hi in batch])
+        store.backlog_delete(ids=[row[0] for row in batch])
     return len(batch)
 
 
