@@ -104,6 +104,9 @@ MFA_TOTP_ISSUER = "energycoop"
 
 EMAIL_BACKEND = env.get_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
 DEFAULT_FROM_EMAIL = env.get_str("DEFAULT_FROM_EMAIL", "energycoop <noreply@energycoop.invalid>")
+# Server errors (500) are mailed to ADMINS when DEBUG is off (Django's mail_admins handler).
+ADMINS = env.get_admins("DJANGO_ADMINS")
+SERVER_EMAIL = env.get_str("SERVER_EMAIL", DEFAULT_FROM_EMAIL)
 
 LANGUAGE_CODE = "en"
 # The coop's own time zone: what pages show and what a billing month means. Storage is UTC.

@@ -63,6 +63,20 @@ def get_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def get_admins(name: str) -> list[tuple[str, str]]:
+    """``ADMINS`` from a comma-separated list such as ``Ops <ops@coop.example>, it@coop.example``:
+    who gets an email when a request fails with a server error (production)."""
+    from email.utils import parseaddr
+
+    admins = []
+    for entry in get_list(name, []):
+        display, address = parseaddr(entry)
+        if "@" not in address:
+            raise ImproperlyConfigured(f"{name}: {entry!r} is not an email address.")
+        admins.append((display or address, address))
+    return admins
+
+
 # Set by energycoop.asgi before the settings load: only web processes pool their database
 # connections (a pool's connections and threads would not survive Celery's prefork fork).
 web_process = False
