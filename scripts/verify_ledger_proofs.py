@@ -115,7 +115,12 @@ def check_blocks(export: dict[str, Any], report: Report) -> dict[int, dict[str, 
 
 def check_transactions(export: dict[str, Any], blocks: dict[int, dict[str, Any]], report: Report) -> None:
     account = export.get("account")
-    balance = Decimal(0)
+    # An export fetched with ?since= starts from the balance of everything recorded before.
+    opening = export.get("opening_balance") or "0.0000"
+    if not AMOUNT_RE.match(opening):
+        report.fail("the opening balance is not a 4-decimal string")
+        opening = "0"
+    balance = Decimal(opening)
     for tx in export.get("transactions") or []:
         label = f"transaction {tx['id']} ({tx['idempotency_key']})"
         if not (INSTANT_RE.match(tx["occurred_at"]) and INSTANT_RE.match(tx["created_at"])):
@@ -149,7 +154,7 @@ def check_transactions(export: dict[str, Any], blocks: dict[int, dict[str, Any]]
         report.ok(f"{label}: hash, balance and proof to block {header['height']} checked")
     stated = export.get("balance")
     if stated is not None and Decimal(stated) != balance:
-        report.fail(f"the stated balance {stated} differs from the sum of your postings {balance:.4f}")
+        report.fail(f"the stated balance {stated} differs from the opening balance plus your postings {balance:.4f}")
     else:
         report.ok(f"balance of {account}: {balance:.4f} {export.get('currency', '')}".rstrip())
 

@@ -6,6 +6,7 @@ Balances are never stored in a mutable row: they are sums over an index that cov
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable
 from decimal import Decimal
@@ -142,19 +143,33 @@ def _proofs_for(entries: list[BlockEntry]) -> dict[int, dict[str, Any]]:
     return proofs
 
 
-def member_ledger_export(*, member: Member) -> dict[str, Any]:
+def member_ledger_export(*, member: Member, since: dt.datetime | None = None) -> dict[str, Any]:
     """Everything a member needs to check their own transactions offline, and nothing of anyone else's.
 
     Their transactions with all postings (the hash covers them), a Merkle proof for each
     sealed one, and the block headers from their first block to the head, so the chain
     links can be followed to the latest block. scripts/verify_ledger_proofs.py checks it;
     docs/ledger-verify.md describes the format.
+
+    ``since``: only the transactions recorded (``created_at``) at or after it, the way to
+    fetch what is new since an earlier download; ``opening_balance`` is then the balance of
+    everything recorded before, so ``balance`` stays the member's whole balance.
     """
     account = member_account(member=member)
     head = ledger_head()
     transactions: list[Transaction] = []
+    opening = _ZERO
     if account is not None:
-        transactions = list(transactions_for_account(account=account).select_related("reverses"))
+        queryset = transactions_for_account(account=account).select_related("reverses")
+        if since is not None:
+            queryset = queryset.filter(created_at__gte=since)
+            opening = (
+                Posting.objects.filter(account_id=account.pk, transaction__created_at__lt=since).aggregate(
+                    total=Sum("amount")
+                )["total"]
+                or _ZERO
+            )
+        transactions = list(queryset)
     entries = {
         e.transaction_id: e
         for e in BlockEntry.objects.filter(transaction_id__in=[t.pk for t in transactions]).select_related("block")
@@ -166,7 +181,7 @@ def member_ledger_export(*, member: Member) -> dict[str, Any]:
         if first_height is None
         else list(Block.objects.filter(height__gte=first_height).defer("merkle_nodes").order_by("height"))
     )
-    balance = _ZERO
+    balance = opening
     items = []
     for tx in transactions:
         postings = sorted(tx.postings.all(), key=lambda p: p.line)
@@ -195,6 +210,8 @@ def member_ledger_export(*, member: Member) -> dict[str, Any]:
         "member_number": member.number,
         "account": account.code if account else None,
         "currency": settings.CURRENCY,
+        "since": format_instant(since) if since is not None else None,
+        "opening_balance": hashing.amount_canonical(opening),
         "balance": hashing.amount_canonical(balance),
         "transactions": items,
         "blocks": [block_header_data(b) for b in blocks],

@@ -10,7 +10,9 @@ import sys
 from decimal import Decimal
 
 import pytest
+from django.utils import timezone
 
+from apps.common.clock import format_instant
 from apps.common.exceptions import Conflict
 from apps.ledger import hashing
 from apps.ledger.choices import CoopAccount
@@ -132,6 +134,7 @@ def test_the_export_holds_only_the_members_transactions_and_verifies_offline(com
         (lambda e: e["transactions"][1]["proof"].update(leaf_index=0), "Merkle proof does not lead"),
         (lambda e: e["blocks"][0].update(merkle_root="00" * 32), "block 1: its hash does not match"),
         (lambda e: e.update(balance="1000.0000"), "stated balance"),
+        (lambda e: e.update(opening_balance="5.0000"), "stated balance"),
         (lambda e: e["blocks"].pop(0), "is not in the file"),
     ],
 )
@@ -188,3 +191,34 @@ def test_the_api_serves_the_callers_own_export(api, community, member_account):
 def test_the_api_needs_a_token(client):
     response = client.get("/api/v1/me/ledger/proofs/")
     assert response.status_code in {401, 403}
+
+
+def test_an_export_since_holds_what_was_recorded_later_and_the_opening_balance(community, member_account, tmp_path):
+    before = sum(p.amount for p in member_account.postings.all())
+    since = timezone.now()
+    later = [book(member_account, "0.2500"), book(member_account, "-0.1000")]
+    ledger_seal()
+    export = member_ledger_export(member=community, since=since)
+    assert [tx["id"] for tx in export["transactions"]] == [tx.pk for tx in later]
+    assert export["since"] == format_instant(since)
+    assert Decimal(export["opening_balance"]) == before
+    assert (
+        Decimal(export["balance"]) == before + Decimal("0.1500") == sum(p.amount for p in member_account.postings.all())
+    )
+    assert export["blocks"][0]["height"] == export["transactions"][0]["proof"]["block_height"] == 3
+
+    done = _run_script(tmp_path, export, "--head-hash", export["head"]["block_hash"])
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count("proof to block") == 2
+    whole = member_ledger_export(member=community)
+    assert whole["opening_balance"] == "0.0000" and whole["since"] is None and whole["balance"] == export["balance"]
+
+
+def test_the_api_takes_since_and_refuses_a_malformed_one(api, community, member_account):
+    since = timezone.now()
+    book(member_account, "0.2500")
+    body = api.get("/api/v1/me/ledger/proofs/", {"since": format_instant(since)}).json()
+    assert len(body["transactions"]) == 1 and body["since"] == format_instant(since)
+    response = api.get("/api/v1/me/ledger/proofs/", {"since": "last tuesday"})
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {"since": ["Not a UTC instant."]}

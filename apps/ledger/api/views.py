@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.common.api.params import instant_param
 from apps.common.api.permissions import IsMember
 from apps.ledger.selectors import member_ledger_export
 
@@ -17,9 +18,16 @@ class MyLedgerProofsView(APIView):
 
     permission_classes = [IsMember]
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "since", str, description="ISO 8601 UTC: only transactions recorded since (opening_balance before)"
+            )
+        ],
+        responses=OpenApiTypes.OBJECT,
+    )
     def get(self, request: Request) -> Response:
-        export = member_ledger_export(member=request.user.member)
+        export = member_ledger_export(member=request.user.member, since=instant_param(request, "since"))
         response = Response(export)
         response["Content-Disposition"] = f'inline; filename="ledger-proofs-{export["member_number"]}.json"'
         return response

@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.common import clock
+from apps.common.api.params import instant_param
 from apps.common.api.permissions import IsMember, IsOperator
 from apps.common.exceptions import NotFound, ValidationFailed
 from apps.market import selectors, services
@@ -26,18 +27,6 @@ from apps.market.choices import IntervalState
 from apps.market.tariffs import tariff_for
 
 INTERVAL_START = OpenApiParameter("interval_start", str, description="ISO 8601 UTC, e.g. 2026-11-23T08:00:00Z")
-
-
-def _instant_param(request: Request, name: str = "interval_start"):  # type: ignore[no-untyped-def]
-    value = request.query_params.get(name)
-    if value is None:
-        return None
-    try:
-        return clock.parse_instant(value)
-    except ValueError:
-        raise ValidationFailed(
-            f"{name} is not an ISO 8601 UTC instant.", fields={name: ["Not a UTC instant."]}
-        ) from None
 
 
 class IntervalListView(APIView):
@@ -64,7 +53,9 @@ class OrderListCreateView(APIView):
 
     @extend_schema(parameters=[INTERVAL_START], responses=OrderOutputSerializer(many=True))
     def get(self, request: Request) -> Response:
-        orders = selectors.orders_for_member(member=request.user.member, interval_start=_instant_param(request))
+        orders = selectors.orders_for_member(
+            member=request.user.member, interval_start=instant_param(request, "interval_start")
+        )
         return Response(OrderOutputSerializer(orders[:1000], many=True).data)
 
     @extend_schema(
@@ -116,7 +107,9 @@ class TradeListView(APIView):
 
     @extend_schema(parameters=[INTERVAL_START], responses=TradeOutputSerializer(many=True))
     def get(self, request: Request) -> Response:
-        trades = selectors.trades_for_member(member=request.user.member, interval_start=_instant_param(request))
+        trades = selectors.trades_for_member(
+            member=request.user.member, interval_start=instant_param(request, "interval_start")
+        )
         return Response(TradeOutputSerializer(trades[:5000], many=True).data)
 
 
@@ -144,7 +137,7 @@ class TariffView(APIView):
 
     @extend_schema(parameters=[INTERVAL_START], responses=TariffOutputSerializer)
     def get(self, request: Request) -> Response:
-        start = _instant_param(request)
+        start = instant_param(request, "interval_start")
         if start is None:
             raise ValidationFailed("interval_start is required.", fields={"interval_start": ["Required."]})
         tariff = tariff_for(start)
