@@ -29,10 +29,31 @@ STOP_GRACE_SECONDS = 10
 
 def embedded_redis_start(host: str, port: int) -> Any:
     """An in-process Redis-protocol server on ``host:port``; returns it (``shutdown()`` stops it)."""
+    import redis
     from fakeredis import TcpFakeServer
 
     server = TcpFakeServer((host, port), server_type="redis")
     server.daemon_threads = True
+
+    class ErrorRepliesKeepTheConnection(server.RequestHandlerClass):  # type: ignore[misc,name-defined]
+        """fakeredis closes a connection after any error reply; Redis answers ``-NOSCRIPT`` to an
+        unknown EVALSHA (Celery's and channels-redis's first call of each script) and carries on,
+        and so does this: the client then loads the script instead of reconnecting."""
+
+        def setup(self) -> None:
+            super().setup()
+            client = self.current_client
+            read = client.read_response
+
+            def read_response(*args: Any, **kwargs: Any) -> Any:
+                try:
+                    return read(*args, **kwargs)
+                except redis.exceptions.ResponseError as error:
+                    return error  # written as the error reply it is
+
+            client.read_response = read_response
+
+    server.RequestHandlerClass = ErrorRepliesKeepTheConnection
     threading.Thread(target=server.serve_forever, name="embedded-redis", daemon=True).start()
     return server
 
@@ -96,6 +117,9 @@ class Command(BaseCommand):
                 concurrency,
                 "--hostname",
                 f"worker-{os.getpid()}@%h",
+                # The portal's one worker has no peers to synchronise with or gossip to.
+                "--without-mingle",
+                "--without-gossip",
             ]
         if not options["no_beat"]:
             schedule = settings.CELERY_BEAT_SCHEDULE_FILENAME
