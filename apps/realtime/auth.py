@@ -84,7 +84,8 @@ class LiveAuthMiddleware(BaseMiddleware):
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
         keys = query.get("token")
         user, credential = await _user_for_token(keys[0]) if keys else await _user_for_session(scope)
-        return await super().__call__(dict(scope, user=user, live_credential=credential), receive, send)
+        scope = dict(scope, user=user, live_credential=credential, live_via_session=not keys)
+        return await super().__call__(scope, receive, send)
 
 
 def LiveSocketStack(inner: Any) -> Any:  # noqa: N802 - named like Channels' stacks

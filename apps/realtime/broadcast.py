@@ -104,6 +104,17 @@ def credential_sockets_close(*, kind: str, key: str | int) -> None:
     _on_commit(_deliver, [delivery], [])
 
 
+def member_session_sockets_reauthenticate(*, member_id: int) -> None:
+    """After commit, close the member's sockets that browser sessions opened with code 4000:
+    live.js reconnects, and only a session still valid (the one that changed the password,
+    under its new key) gets back in. Sockets of API tokens are left alone."""
+    from apps.realtime.consumers import CLOSE_REAUTHENTICATE
+
+    event = {"type": "live.close", "code": CLOSE_REAUTHENTICATE}
+    delivery: _Delivery = ((groups.member_sessions_group(member_id),), event)
+    _on_commit(_deliver, [delivery], [])
+
+
 def _on_commit(func: Callable[..., None], *args: Any) -> None:
     """Run ``func(*args)`` after commit; a failure then is logged, never raised into the use
     case that already committed (Django's robust on_commit)."""

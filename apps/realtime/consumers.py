@@ -26,6 +26,9 @@ from apps.realtime.selectors import live_member_id
 # Close codes (RFC 6455 leaves 4000-4999 to applications; 44xx read like their HTTP cousins).
 # A refusal at connect rejects the handshake (HTTP 403); these codes reach the client when
 # a socket that was accepted is closed later, and live.js stops reconnecting on them.
+# Not final: the browser reconnects with its current session (after a password change, the
+# session that made it was given a new key; the others are refused).
+CLOSE_REAUTHENTICATE = 4000
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_MEMBERSHIP_ENDED = 4403
 
@@ -86,7 +89,10 @@ class LiveConsumer(AsyncWebsocketConsumer):
         # The group of the credential it was opened with (LiveAuthMiddleware): signing out or
         # revoking the token closes it.
         credential = self.scope.get("live_credential")
-        await self._join(groups.member_socket_groups(member_id) + ((credential,) if credential else ()))
+        extra = (credential,) if credential else ()
+        if self.scope.get("live_via_session"):
+            extra += (groups.member_sessions_group(member_id),)
+        await self._join(groups.member_socket_groups(member_id) + extra)
         await self.accept()
 
     async def disconnect(self, code: int) -> None:

@@ -7,6 +7,8 @@ Groups and their sockets:
   the close order sent when the membership stops being active.
 - ``credential_group(kind, key)``: the sockets opened with one browser session or one API
   token: the close order sent when it ends (sign-out, revocation).
+- ``member_sessions_group(id)``: that member's sockets opened with a browser session: the
+  order to re-authenticate when the password changes (other sessions then stop being valid).
 - ``TICKER``: the public ticker's sockets (``/ws/ticker/``): ``market.cleared`` alone.
 """
 
@@ -37,6 +39,11 @@ def credential_group(kind: str, key: str | int) -> str:
     if kind not in {"session", "token"} or not str(key):
         raise ValueError(f"No credential group for {kind!r}")
     return "credential." + hashlib.sha256(f"{kind}:{key}".encode()).hexdigest()[:40]
+
+
+def member_sessions_group(member_id: int) -> str:
+    """The member's sockets that a browser session opened (not those of API tokens)."""
+    return member_group(member_id) + ".sessions"
 
 
 def member_socket_groups(member_id: int) -> tuple[str, ...]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from apps.realtime.broadcast import credential_sockets_close
+from apps.realtime.broadcast import credential_sockets_close, member_session_sockets_reauthenticate
 
 
 def session_sockets_close(sender: Any, request: Any = None, user: Any = None, **kwargs: Any) -> None:
@@ -14,3 +14,11 @@ def session_sockets_close(sender: Any, request: Any = None, user: Any = None, **
     key = getattr(session, "session_key", None)
     if key:
         credential_sockets_close(kind="session", key=key)
+
+
+def password_sockets_reauthenticate(sender: Any, request: Any = None, user: Any = None, **kwargs: Any) -> None:
+    """allauth's ``password_changed``, ``password_set`` and ``password_reset``: every other
+    browser session of the member stops being valid, so their sockets must not stay open."""
+    member_id = getattr(getattr(user, "member", None), "pk", None)
+    if member_id is not None:
+        member_session_sockets_reauthenticate(member_id=member_id)

@@ -16,7 +16,7 @@ from apps.members.choices import MemberStatus, Role
 from apps.members.services import api_token_revoke, member_set_status
 from apps.realtime import groups
 from apps.realtime.broadcast import broadcast as broadcast_sync
-from apps.realtime.consumers import CLOSE_MEMBERSHIP_ENDED, CLOSE_UNAUTHENTICATED
+from apps.realtime.consumers import CLOSE_MEMBERSHIP_ENDED, CLOSE_REAUTHENTICATE, CLOSE_UNAUTHENTICATED
 from apps.realtime.payloads import (
     DrEvent,
     GridAlert,
@@ -380,3 +380,40 @@ async def test_a_revocation_that_rolls_back_closes_nothing(open_socket, live_mem
     with pytest.raises(RuntimeError):
         await sync_to_async(rolled_back)()
     assert await socket.receive_nothing(timeout=0.5)
+
+
+def _change_password(session_key: str) -> str:
+    """The browser holding ``session_key`` changes the password through allauth's own form;
+    returns that browser's session key afterwards (Django gives the session a new one)."""
+    from django.conf import settings
+    from django.test import Client
+
+    from tests.factories import PASSWORD
+
+    client = Client()
+    client.cookies[settings.SESSION_COOKIE_NAME] = session_key
+    response = client.post(
+        "/accounts/password/change/",
+        {"oldpassword": PASSWORD, "password1": "a-new-and-long-passphrase", "password2": "a-new-and-long-passphrase"},
+    )
+    assert response.status_code == 302, response.content[:500]
+    return client.cookies[settings.SESSION_COOKIE_NAME].value
+
+
+async def test_a_password_change_makes_every_browser_reauthenticate(open_socket, live_member, live_token):
+    changing = await sync_to_async(session_for)(live_member)
+    elsewhere = await sync_to_async(session_for)(live_member)
+    here, _, _ = await open_socket(session=changing)
+    there, _, _ = await open_socket(session=elsewhere)
+    by_token, _, _ = await open_socket(token=live_token)
+
+    new_key = await sync_to_async(_change_password)(changing)
+
+    for socket in (here, there):
+        assert await socket.receive_output(timeout=5) == {"type": "websocket.close", "code": CLOSE_REAUTHENTICATE}
+    assert await by_token.receive_nothing(timeout=0.3)
+    # live.js reconnects: the browser that changed the password gets back in, the other does not.
+    _socket, accepted, _code = await open_socket(session=new_key)
+    assert accepted
+    _socket, accepted, _code = await open_socket(session=elsewhere)
+    assert not accepted
