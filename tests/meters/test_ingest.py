@@ -314,9 +314,12 @@ def test_bulk_serials_with_quotes_backslashes_and_braces_are_matched_exactly(ope
     assert Reading.objects.filter(meter=odd).count() == 2 and Reading.objects.filter(meter=plain).count() == 2
 
 
-def test_a_nul_in_the_path_serial_is_not_found(operator, day0):
+def test_a_nul_in_the_path_serial_is_not_found(operator, day0, client):
     response = operator.post("/api/v1/meters/A%00B/readings/", {"readings": series(day0, 1)}, format="json")
     assert response.status_code == 404, response.content
+    assert response.json()["error"]["code"] == "not_found"
+    client.force_login(member_make().user)
+    assert client.get("/meters/A%00B/").status_code == 404
 
 
 def test_bulk_endpoint_needs_an_operator(member, api):

@@ -27,7 +27,7 @@ class MeterReadingsView(APIView):
         if isinstance(request.auth, DevicePrincipal):
             meter = request.auth.meter
         else:
-            meter = None if "\x00" in serial else Meter.objects.filter(serial=serial).first()
+            meter = Meter.objects.filter(serial=serial).first()
             if meter is None:
                 raise NotFound(f"No meter with serial {serial!r}.")
         readings = readings_envelope_check(request.data)
