@@ -27,6 +27,7 @@ The soft ``ulimit -n`` is raised to the hard limit for this process and the serv
 
 from __future__ import annotations
 
+import abc
 import argparse
 import asyncio
 import contextlib
@@ -179,7 +180,7 @@ class Server:
         return len(ERROR_PATTERN.findall(self.log.read_text()))
 
 
-class Fanout:
+class Fanout(abc.ABC):
     """One way of reaching ``clients`` asyncio receivers; ``send(text)`` starts one message."""
 
     label = ""
@@ -191,8 +192,9 @@ class Fanout:
         self.delivered = 0
         self.sent = 0
 
+    @abc.abstractmethod
     async def send(self, text: str) -> None:
-        raise NotImplementedError
+        """Start delivering ``text`` to every client."""
 
     async def one(self, seq: int, size: int, *, timeout: float) -> bool:
         """Send message ``seq`` and wait until every client has it (or ``timeout``)."""

@@ -307,13 +307,11 @@ def _columns(readings: list, request: _Request) -> _Columns | None:
         if request.fixed is not None:
             if any(len(item) != 3 for item in readings):
                 return None  # a serial, a missing register or a stray key: let the item route say which
-            raw_ts, imports, exports = (list(map(get, readings)) for get in _FIELDS)
             meter = np.full(n, request.fixed.id, dtype=np.int64)
         else:
-            serials = list(map(_SERIAL, readings))
-            raw_ts, imports, exports = (list(map(get, readings)) for get in _FIELDS)
             ids = {info.serial: info.id for info in request.infos}
-            meter = np.array(list(map(ids.__getitem__, serials)), dtype=np.int64)
+            meter = np.array(list(map(ids.__getitem__, map(_SERIAL, readings))), dtype=np.int64)
+        raw_ts, imports, exports = (list(map(get, readings)) for get in _FIELDS)
     except (KeyError, TypeError, AttributeError):
         return None
     if set(map(type, imports)) != {int} or set(map(type, exports)) != {int}:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -84,7 +85,7 @@ def _levels(rows: Sequence[Sequence[Any]], name: str) -> list[list[str | int | N
     return levels
 
 
-class LivePayload:
+class LivePayload(ABC):
     """What every live message has: a ``type``, a ``version`` and its fields as JSON values."""
 
     type: ClassVar[str]
@@ -93,8 +94,9 @@ class LivePayload:
     def __post_init__(self) -> None:
         self.fields()
 
+    @abstractmethod
     def fields(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """The payload's own fields as JSON values (each type defines them)."""
 
     def as_message(self) -> dict[str, Any]:
         """The JSON object sent to the socket (``type`` and ``version`` first)."""

@@ -10,7 +10,9 @@ from decimal import Decimal
 import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.db import transaction
+from django.test import Client
 
 from apps.members.choices import MemberStatus, Role
 from apps.members.services import api_token_revoke, member_set_status
@@ -25,7 +27,7 @@ from apps.realtime.payloads import (
     MarketDepth,
     TradeFilled,
 )
-from tests.factories import member_make, token_make
+from tests.factories import PASSWORD, member_make, token_make
 from tests.realtime.conftest import session_for
 
 pytestmark = [pytest.mark.websockets, pytest.mark.django_db(transaction=True)]
@@ -318,14 +320,16 @@ async def test_a_status_change_that_rolls_back_closes_nothing(open_socket, live_
 # --- A session signed out or a token revoked closes the sockets it opened ----------------------
 
 
-def _sign_out(session_key: str) -> None:
-    """The browser holding ``session_key`` signs out through allauth's own view."""
-    from django.conf import settings
-    from django.test import Client
-
+def _browser(session_key: str) -> Client:
+    """A test client holding ``session_key``, as the browser that signed in with it."""
     client = Client()
     client.cookies[settings.SESSION_COOKIE_NAME] = session_key
-    response = client.post("/accounts/logout/")
+    return client
+
+
+def _sign_out(session_key: str) -> None:
+    """The browser holding ``session_key`` signs out through allauth's own view."""
+    response = _browser(session_key).post("/accounts/logout/")
     assert response.status_code == 302, response.status_code
 
 
@@ -385,17 +389,9 @@ async def test_a_revocation_that_rolls_back_closes_nothing(open_socket, live_mem
 def _change_password(session_key: str) -> str:
     """The browser holding ``session_key`` changes the password through allauth's own form;
     returns that browser's session key afterwards (Django gives the session a new one)."""
-    from django.conf import settings
-    from django.test import Client
-
-    from tests.factories import PASSWORD
-
-    client = Client()
-    client.cookies[settings.SESSION_COOKIE_NAME] = session_key
-    response = client.post(
-        "/accounts/password/change/",
-        {"oldpassword": PASSWORD, "password1": "a-new-and-long-passphrase", "password2": "a-new-and-long-passphrase"},
-    )
+    client = _browser(session_key)
+    new = "a-new-and-long-passphrase"
+    response = client.post("/accounts/password/change/", {"oldpassword": PASSWORD, "password1": new, "password2": new})
     assert response.status_code == 302, response.content[:500]
     return client.cookies[settings.SESSION_COOKIE_NAME].value
 
