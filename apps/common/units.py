@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_EVEN, Decimal
 
-MONEY_PLACES = Decimal("0.0001")
+# One shape for money and one for prices, everywhere: model columns, serializers, forms and
+# the pure cores (``apps.common.fields`` and ``apps.common.api.fields`` build on these).
+MONEY_MAX_DIGITS = 20
+MONEY_DECIMAL_PLACES = 4
+PRICE_MAX_DIGITS = 10
+PRICE_DECIMAL_PLACES = 5
+MONEY_PLACES = Decimal(1).scaleb(-MONEY_DECIMAL_PLACES)  # 0.0001
+PRICE_PLACES = Decimal(1).scaleb(-PRICE_DECIMAL_PLACES)  # 0.00001
 STATEMENT_PLACES = Decimal("0.01")
-PRICE_PLACES = Decimal("0.00001")
 
 
 def money_round(value: Decimal) -> Decimal:
@@ -17,6 +23,11 @@ def money_round(value: Decimal) -> Decimal:
 def price_round(value: Decimal) -> Decimal:
     """Round a price per kWh to 5 decimals, half-even."""
     return value.quantize(PRICE_PLACES, rounding=ROUND_HALF_EVEN)
+
+
+def is_price(value: object) -> bool:
+    """A Decimal with at most the price's 5 decimal places (what the market accepts)."""
+    return isinstance(value, Decimal) and value.is_finite() and value == value.quantize(PRICE_PLACES)
 
 
 def energy_amount(quantity_wh: int, price_per_kwh: Decimal) -> Decimal:

@@ -15,12 +15,10 @@ from typing import Any, NoReturn
 
 from django.db import models
 
+from apps.common.fields import MoneyField
 from apps.ledger.choices import AccountKind
 from apps.ledger.exceptions import LedgerAppendOnly
 from apps.members.models import Member
-
-AMOUNT_MAX_DIGITS = 20
-AMOUNT_DECIMAL_PLACES = 4
 
 
 def _refuse(what: str) -> NoReturn:
@@ -144,7 +142,7 @@ class Posting(AppendOnlyModel):
         db_index=False,  # the covering index below serves balances
         db_constraint=False,
     )
-    amount = models.DecimalField(max_digits=AMOUNT_MAX_DIGITS, decimal_places=AMOUNT_DECIMAL_PLACES)
+    amount = MoneyField()
     memo = models.CharField(max_length=64, blank=True, help_text="What the line is, e.g. p2p_cost, grid_credit.")
 
     class Meta:

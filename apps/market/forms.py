@@ -1,5 +1,6 @@
 from django import forms
 
+from apps.common.forms import PriceFormField
 from apps.market.choices import Side
 
 
@@ -7,7 +8,7 @@ class OrderForm(forms.Form):
     interval_start = forms.ChoiceField(label="Delivery interval")
     side = forms.ChoiceField(choices=Side.choices)
     quantity_wh = forms.IntegerField(label="Quantity (Wh)", min_value=1)
-    limit_price = forms.DecimalField(label="Limit price (per kWh)", max_digits=10, decimal_places=5)
+    limit_price = PriceFormField(label="Limit price (per kWh)")
 
     def __init__(self, *args, interval_choices: list[tuple[str, str]], **kwargs):  # type: ignore[no-untyped-def]
         super().__init__(*args, **kwargs)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db import models
 
-MONEY = {"max_digits": 18, "decimal_places": 4}
+from apps.common.fields import MoneyField
 
 
 class RuleSet(models.Model):
@@ -56,12 +56,12 @@ class MemberSettlement(models.Model):
     p2p_sold_wh = models.BigIntegerField()
     grid_import_wh = models.BigIntegerField()
     grid_export_wh = models.BigIntegerField()
-    p2p_cost = models.DecimalField(**MONEY)
-    p2p_revenue = models.DecimalField(**MONEY)
-    grid_cost = models.DecimalField(**MONEY)
-    grid_credit = models.DecimalField(**MONEY)
-    fees = models.DecimalField(**MONEY)
-    total = models.DecimalField(**MONEY, help_text="What the member owes for the interval (negative: is owed).")
+    p2p_cost = MoneyField()
+    p2p_revenue = MoneyField()
+    grid_cost = MoneyField()
+    grid_credit = MoneyField()
+    fees = MoneyField()
+    total = MoneyField(help_text="What the member owes for the interval (negative: is owed).")
     ledger_transaction_id = models.BigIntegerField(null=True, blank=True)
     settled_at = models.DateTimeField(help_text="Business time.")
 

@@ -19,14 +19,14 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 
-MONEY = Decimal("0.0001")
+from apps.common.units import money_round, price_round
+
 RULES_V1_TEXT = __doc__ or ""
 
 
-def money(value: Decimal) -> Decimal:
-    return value.quantize(MONEY, rounding=ROUND_HALF_EVEN)
+money = money_round  # the one rounding of amounts (apps.common.units)
 
 
 @dataclass(frozen=True)
@@ -156,11 +156,7 @@ network or coop fee applies (there is no trade), and grid lines are the communit
 the member's: the member's bought (sold) energy is their net import (export).
 """
 COMMUNITY_MODES = ("community_sdr", "community_mmr", "community_bs")
-PRICE = Decimal("0.00001")
-
-
-def price(value: Decimal) -> Decimal:
-    return value.quantize(PRICE, rounding=ROUND_HALF_EVEN)
+price = price_round  # the one rounding of prices (apps.common.units)
 
 
 def community_prices(mode: str, load_wh: int, gen_wh: int, tariffs: Tariffs) -> tuple[Decimal, Decimal]:

@@ -2,7 +2,7 @@
 
 from rest_framework import serializers
 
-from apps.common.api.fields import UtcDateTimeField
+from apps.common.api.fields import MoneyField, PriceField, UtcDateTimeField
 
 
 class OrderInputSerializer(serializers.Serializer):
@@ -11,7 +11,7 @@ class OrderInputSerializer(serializers.Serializer):
     interval_start = UtcDateTimeField()
     side = serializers.ChoiceField(choices=["buy", "sell"])
     quantity_wh = serializers.IntegerField(min_value=1)
-    limit_price = serializers.DecimalField(max_digits=10, decimal_places=5)
+    limit_price = PriceField()
 
 
 class OrderOutputSerializer(serializers.Serializer):
@@ -19,7 +19,7 @@ class OrderOutputSerializer(serializers.Serializer):
     interval_start = UtcDateTimeField(source="interval.start")
     side = serializers.CharField()
     quantity_wh = serializers.IntegerField()
-    limit_price = serializers.DecimalField(max_digits=10, decimal_places=5)
+    limit_price = PriceField()
     status = serializers.CharField()
     filled_wh = serializers.IntegerField()
     source = serializers.CharField()
@@ -30,8 +30,8 @@ class TradeOutputSerializer(serializers.Serializer):
     interval_start = UtcDateTimeField()
     side = serializers.CharField()
     quantity_wh = serializers.IntegerField()
-    price = serializers.DecimalField(max_digits=10, decimal_places=5)
-    amount = serializers.DecimalField(max_digits=18, decimal_places=4)
+    price = PriceField()
+    amount = MoneyField()
     order_id = serializers.IntegerField()
 
 
@@ -40,15 +40,15 @@ class IntervalOutputSerializer(serializers.Serializer):
     end = UtcDateTimeField()
     gate_closure = UtcDateTimeField()
     state = serializers.CharField()
-    price = serializers.DecimalField(max_digits=10, decimal_places=5, allow_null=True)
+    price = PriceField(allow_null=True)
     volume_wh = serializers.IntegerField(allow_null=True)
-    retail_price = serializers.DecimalField(max_digits=10, decimal_places=5, allow_null=True)
-    feed_in_price = serializers.DecimalField(max_digits=10, decimal_places=5, allow_null=True)
+    retail_price = PriceField(allow_null=True)
+    feed_in_price = PriceField(allow_null=True)
 
 
 class ResultOutputSerializer(serializers.Serializer):
     interval_start = UtcDateTimeField()
-    price = serializers.DecimalField(max_digits=10, decimal_places=5, allow_null=True)
+    price = PriceField(allow_null=True)
     volume_wh = serializers.IntegerField()
     trades = serializers.IntegerField()
     bids_wh = serializers.IntegerField()
@@ -57,11 +57,11 @@ class ResultOutputSerializer(serializers.Serializer):
 
 class DynamicPriceInputSerializer(serializers.Serializer):
     interval_start = UtcDateTimeField()
-    retail_price = serializers.DecimalField(max_digits=10, decimal_places=5)
-    feed_in_price = serializers.DecimalField(max_digits=10, decimal_places=5)
-    imbalance_price = serializers.DecimalField(max_digits=10, decimal_places=5, required=False, allow_null=True)
-    network_fee = serializers.DecimalField(max_digits=10, decimal_places=5, required=False, allow_null=True)
-    coop_fee = serializers.DecimalField(max_digits=10, decimal_places=5, required=False, allow_null=True)
+    retail_price = PriceField()
+    feed_in_price = PriceField()
+    imbalance_price = PriceField(required=False, allow_null=True)
+    network_fee = PriceField(required=False, allow_null=True)
+    coop_fee = PriceField(required=False, allow_null=True)
     source = serializers.CharField(required=False, allow_blank=True, max_length=100)
 
 
@@ -71,11 +71,11 @@ class DynamicPricesInputSerializer(serializers.Serializer):
 
 class TariffOutputSerializer(serializers.Serializer):
     interval_start = UtcDateTimeField()
-    retail_price = serializers.DecimalField(max_digits=10, decimal_places=5)
-    feed_in_price = serializers.DecimalField(max_digits=10, decimal_places=5)
-    imbalance_price = serializers.DecimalField(max_digits=10, decimal_places=5)
-    network_fee = serializers.DecimalField(max_digits=10, decimal_places=5)
-    coop_fee = serializers.DecimalField(max_digits=10, decimal_places=5)
+    retail_price = PriceField()
+    feed_in_price = PriceField()
+    imbalance_price = PriceField()
+    network_fee = PriceField()
+    coop_fee = PriceField()
 
 
 class DynamicPricesOutputSerializer(serializers.Serializer):

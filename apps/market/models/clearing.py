@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from django.db import models
 
+from apps.common.fields import MoneyField, PriceField
 from apps.market.choices import Mechanism
 from apps.market.models.intervals import Interval
 from apps.market.models.orders import Order
-from apps.market.models.tariffs import PRICE
 from apps.members.models import Member
-
-MONEY = {"max_digits": 18, "decimal_places": 4}
 
 
 class ClearingResult(models.Model):
@@ -18,7 +16,7 @@ class ClearingResult(models.Model):
 
     interval = models.OneToOneField(Interval, on_delete=models.PROTECT, related_name="result")
     mechanism = models.CharField(max_length=16, choices=Mechanism.choices)
-    price = models.DecimalField(**PRICE, null=True, blank=True, help_text="Null when nothing matched.")
+    price = PriceField(null=True, blank=True, help_text="Null when nothing matched.")
     volume_wh = models.PositiveBigIntegerField(default=0)
     bids_wh = models.PositiveBigIntegerField(default=0)
     offers_wh = models.PositiveBigIntegerField(default=0)
@@ -49,10 +47,10 @@ class Trade(models.Model):
         Member, on_delete=models.PROTECT, related_name="sell_trades", db_constraint=False, db_index=False
     )
     quantity_wh = models.PositiveBigIntegerField()
-    buyer_price = models.DecimalField(**PRICE, help_text="What the buyer pays per kWh.")
-    seller_price = models.DecimalField(**PRICE, help_text="What the seller gets per kWh (pay-as-bid: its ask).")
-    buyer_amount = models.DecimalField(**MONEY, help_text="quantity × buyer price / 1000, rounded once.")
-    seller_amount = models.DecimalField(**MONEY, help_text="quantity × seller price / 1000, rounded once.")
+    buyer_price = PriceField(help_text="What the buyer pays per kWh.")
+    seller_price = PriceField(help_text="What the seller gets per kWh (pay-as-bid: its ask).")
+    buyer_amount = MoneyField(help_text="quantity × buyer price / 1000, rounded once.")
+    seller_amount = MoneyField(help_text="quantity × seller price / 1000, rounded once.")
 
     class Meta:
         ordering = ["interval__start", "pk"]

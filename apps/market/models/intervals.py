@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.db import models
 
+from apps.common.fields import PriceField
 from apps.market.choices import IntervalState
-from apps.market.models.tariffs import PRICE
 
 
 class Interval(models.Model):
@@ -19,11 +19,11 @@ class Interval(models.Model):
     end = models.DateTimeField()
     gate_closure = models.DateTimeField()
     state = models.CharField(max_length=8, choices=IntervalState.choices, default=IntervalState.OPEN)
-    retail_price = models.DecimalField(**PRICE)
-    feed_in_price = models.DecimalField(**PRICE)
-    imbalance_price = models.DecimalField(**PRICE)
-    network_fee = models.DecimalField(**PRICE)
-    coop_fee = models.DecimalField(**PRICE)
+    retail_price = PriceField()
+    feed_in_price = PriceField()
+    imbalance_price = PriceField()
+    network_fee = PriceField()
+    coop_fee = PriceField()
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from django.db import models
 
+from apps.common.fields import PriceField
 from apps.market.choices import OrderEventKind, OrderSource, OrderStatus, Side
 from apps.market.models.intervals import Interval
-from apps.market.models.tariffs import PRICE
 from apps.members.models import Member
 
 
@@ -18,7 +18,7 @@ class Order(models.Model):
     interval = models.ForeignKey(Interval, on_delete=models.PROTECT, related_name="orders")
     side = models.CharField(max_length=4, choices=Side.choices)
     quantity_wh = models.PositiveBigIntegerField()
-    limit_price = models.DecimalField(**PRICE)
+    limit_price = PriceField()
     status = models.CharField(max_length=16, choices=OrderStatus.choices, default=OrderStatus.OPEN)
     filled_wh = models.PositiveBigIntegerField(default=0)
     source = models.CharField(max_length=8, choices=OrderSource.choices, default=OrderSource.MANUAL)
@@ -56,7 +56,7 @@ class OrderEvent(models.Model):
     kind = models.CharField(max_length=16, choices=OrderEventKind.choices)
     at = models.DateTimeField(help_text="Business time.")
     quantity_wh = models.PositiveBigIntegerField(null=True, blank=True)
-    limit_price = models.DecimalField(**PRICE, null=True, blank=True)
+    limit_price = PriceField(null=True, blank=True)
     detail = models.CharField(max_length=255, blank=True)
 
     class Meta:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.db import models
 
+from apps.common.fields import PriceField
 from apps.common.models import TimeStampedModel
-from apps.market.models.tariffs import PRICE
 from apps.members.models import Member
 
 
@@ -19,8 +19,8 @@ class TradingPreference(TimeStampedModel):
     enabled = models.BooleanField(default=True, help_text="Off pauses automated trading.")
     sell_surplus = models.BooleanField(default=True)
     buy_deficit = models.BooleanField(default=True)
-    sell_min_price = models.DecimalField(**PRICE, null=True, blank=True)
-    buy_max_price = models.DecimalField(**PRICE, null=True, blank=True)
+    sell_min_price = PriceField(null=True, blank=True)
+    buy_max_price = PriceField(null=True, blank=True)
 
     class Meta:
         ordering = ["member"]

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from django.db import models
 
+from apps.common.fields import PriceField
 from apps.common.models import TimeStampedModel
-
-PRICE = {"max_digits": 10, "decimal_places": 5}
 
 
 class TariffSchedule(TimeStampedModel):
@@ -25,11 +24,11 @@ class TariffSchedule(TimeStampedModel):
     )
     start_time = models.TimeField(help_text="Local (coop time zone) start, inclusive.")
     end_time = models.TimeField(help_text="Local end, exclusive; 00:00 means midnight at the end of the day.")
-    retail_price = models.DecimalField(**PRICE, help_text="Grid import price per kWh.")
-    feed_in_price = models.DecimalField(**PRICE, help_text="Grid export credit per kWh.")
-    imbalance_price = models.DecimalField(**PRICE, help_text="Seller shortfall price per kWh.")
-    network_fee = models.DecimalField(**PRICE, help_text="Per kWh bought peer to peer, paid by the buyer.")
-    coop_fee = models.DecimalField(**PRICE, help_text="Per kWh traded, paid by each side.")
+    retail_price = PriceField(help_text="Grid import price per kWh.")
+    feed_in_price = PriceField(help_text="Grid export credit per kWh.")
+    imbalance_price = PriceField(help_text="Seller shortfall price per kWh.")
+    network_fee = PriceField(help_text="Per kWh bought peer to peer, paid by the buyer.")
+    coop_fee = PriceField(help_text="Per kWh traded, paid by each side.")
 
     class Meta:
         ordering = ["-priority", "valid_from", "start_time"]
@@ -47,11 +46,11 @@ class DynamicPrice(TimeStampedModel):
     """A price published for one interval (e.g. day-ahead), overriding the schedules."""
 
     interval_start = models.DateTimeField(unique=True)
-    retail_price = models.DecimalField(**PRICE)
-    feed_in_price = models.DecimalField(**PRICE)
-    imbalance_price = models.DecimalField(**PRICE, null=True, blank=True, help_text="Empty: the retail price.")
-    network_fee = models.DecimalField(**PRICE, null=True, blank=True, help_text="Empty: the schedule's.")
-    coop_fee = models.DecimalField(**PRICE, null=True, blank=True, help_text="Empty: the schedule's.")
+    retail_price = PriceField()
+    feed_in_price = PriceField()
+    imbalance_price = PriceField(null=True, blank=True, help_text="Empty: the retail price.")
+    network_fee = PriceField(null=True, blank=True, help_text="Empty: the schedule's.")
+    coop_fee = PriceField(null=True, blank=True, help_text="Empty: the schedule's.")
     source = models.CharField(max_length=100, blank=True)
 
     class Meta:

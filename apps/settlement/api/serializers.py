@@ -1,8 +1,6 @@
 from rest_framework import serializers
 
-from apps.common.api.fields import UtcDateTimeField
-
-MONEY = {"max_digits": 18, "decimal_places": 4}
+from apps.common.api.fields import MoneyField, UtcDateTimeField
 
 
 class SettlementOutputSerializer(serializers.Serializer):
@@ -16,15 +14,15 @@ class SettlementOutputSerializer(serializers.Serializer):
     p2p_sold_wh = serializers.IntegerField()
     grid_import_wh = serializers.IntegerField()
     grid_export_wh = serializers.IntegerField()
-    p2p_cost = serializers.DecimalField(**MONEY)
-    p2p_revenue = serializers.DecimalField(**MONEY)
-    grid_cost = serializers.DecimalField(**MONEY)
-    grid_credit = serializers.DecimalField(**MONEY)
-    fees = serializers.DecimalField(**MONEY)
-    total = serializers.DecimalField(**MONEY)
+    p2p_cost = MoneyField()
+    p2p_revenue = MoneyField()
+    grid_cost = MoneyField()
+    grid_credit = MoneyField()
+    fees = MoneyField()
+    total = MoneyField()
     input_hash = serializers.CharField()
 
 
 class BalanceOutputSerializer(serializers.Serializer):
-    balance = serializers.DecimalField(**MONEY)
+    balance = MoneyField()
     currency = serializers.CharField()
