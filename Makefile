@@ -29,13 +29,14 @@ test: $(VENV)/.dev-installed
 	$(TEST_ENV) $(PY) manage.py check_services
 	$(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)
 
-## lint: the static gate (ruff, Django checks, migrations, mypy on services and selectors)
+## lint: the static gate (ruff, Django checks, migrations, mypy on services and selectors, the layers)
 lint: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) manage.py check
 	$(PY) manage.py makemigrations --check --dry-run
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 ## bench: the performance scripts (minutes each; figures in docs/performance.md)
 bench: $(VENV)/.dev-installed

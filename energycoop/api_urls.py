@@ -9,7 +9,7 @@ urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
-    path("", include("apps.members.api.urls")),
+    path("", include("apps.portal.api.urls")),
     path("", include("apps.meters.api.urls")),
     path("", include("apps.market.api.urls")),
     path("", include("apps.settlement.api.urls")),

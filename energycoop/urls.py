@@ -6,6 +6,7 @@ from django.urls import include, path
 from apps.common.views import api_not_found
 
 urlpatterns = [
+    path("", include("apps.portal.urls")),
     path("", include("apps.members.urls")),
     path("", include("apps.meters.urls")),
     path("", include("apps.market.urls")),

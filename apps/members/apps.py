@@ -8,9 +8,9 @@ class MembersConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from apps.members import signals
+        from apps.members import receivers
 
-        signals.connect()
+        receivers.connect()
         post_migrate.connect(_sync_role_groups, dispatch_uid="members-role-groups")
 
 

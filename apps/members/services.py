@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
 
 from allauth.account.models import EmailAddress
 from django.contrib.auth.models import Group, Permission
@@ -16,7 +15,7 @@ from apps.common.exceptions import Conflict, NotFound, ValidationFailed
 from apps.common.keys import key_hash, key_new
 from apps.members.choices import STATUS_TRANSITIONS, MemberStatus, Role
 from apps.members.models import ApiToken, Member, MemberStatusChange, User
-from apps.realtime.broadcast import credential_sockets_close, member_sockets_close
+from apps.members.signals import api_token_revoked, membership_deactivated
 
 FIRST_MEMBER_NUMBER = 100001
 API_TOKEN_PREFIX = "ecp"  # noqa: S105 - a label, not a secret
@@ -166,8 +165,8 @@ def member_set_status(*, member: Member, to_status: str, by: User | None = None,
             User.objects.filter(pk=locked.user_id).update(is_active=False)
             ApiToken.objects.filter(user_id=locked.user_id, revoked_at__isnull=True).update(revoked_at=timezone.now())
         if from_status == MemberStatus.ACTIVE and to_status != MemberStatus.ACTIVE:
-            # Live sockets belong to active members only: close theirs once this commits.
-            transaction.on_commit(functools.partial(member_sockets_close, member_id=locked.pk))
+            # Live sockets belong to active members only: realtime closes theirs once this commits.
+            membership_deactivated.send(sender=Member, member_id=locked.pk)
     return locked
 
 
@@ -197,7 +196,7 @@ def api_token_revoke(*, user: User, token_id: int) -> ApiToken:
         if token.revoked_at is None:
             token.revoked_at = timezone.now()
             token.save(update_fields=["revoked_at"])
-            credential_sockets_close(kind="token", key=token.pk)  # after commit
+            api_token_revoked.send(sender=ApiToken, token_id=token.pk)  # realtime closes its sockets after commit
     return token
 
 

@@ -1,17 +1,17 @@
-"""A self sign-up becomes an applicant membership, waiting for an operator's approval."""
+"""Signals members sends for the apps above it.
+
+Members sits near the ground of the stack: it never calls upward. What must happen above it
+when a membership or a credential ends (the live sockets close, in ``realtime``) listens to
+these signals instead. Both are sent inside the transaction that made the change; receivers
+that act on the outside world defer their effect to commit. (Members' own receivers, of
+allauth's signals, are in ``receivers``.)
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from django.dispatch import Signal
 
-from allauth.account.signals import user_signed_up
-
-
-def _on_user_signed_up(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
-    from apps.members.services import member_for_new_signup
-
-    member_for_new_signup(user=user)
-
-
-def connect() -> None:
-    user_signed_up.connect(_on_user_signed_up, dispatch_uid="members-signup-applicant")
+# The membership stopped being active (suspended, left, ...): ``member_id``.
+membership_deactivated = Signal()
+# A personal API token was revoked: ``token_id``.
+api_token_revoked = Signal()

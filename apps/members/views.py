@@ -1,4 +1,4 @@
-"""Member pages: home (meters and assets) and personal access tokens."""
+"""Member pages: personal access tokens (the home page, which composes many apps, is the portal's)."""
 
 from __future__ import annotations
 
@@ -8,21 +8,10 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from apps.assets.selectors import assets_for_member
 from apps.common.exceptions import DomainError
 from apps.members.forms import ApiTokenCreateForm
-from apps.members.selectors import api_tokens_for_user, member_for_user
+from apps.members.selectors import api_tokens_for_user
 from apps.members.services import api_token_create, api_token_revoke
-from apps.meters.selectors import meters_for_member
-
-
-def home(request: HttpRequest) -> HttpResponse:
-    member = member_for_user(user=request.user)  # type: ignore[arg-type]
-    context: dict[str, object] = {"member": member}
-    if member is not None:
-        context["meters"] = list(meters_for_member(member=member))
-        context["assets"] = list(assets_for_member(member=member))
-    return render(request, "members/home.html", context)
 
 
 @login_required

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from apps.realtime.broadcast import credential_sockets_close, member_session_sockets_reauthenticate
+from apps.realtime.broadcast import (
+    credential_sockets_close,
+    member_session_sockets_reauthenticate,
+    member_sockets_close,
+)
 
 
 def session_sockets_close(sender: Any, request: Any = None, user: Any = None, **kwargs: Any) -> None:
@@ -22,3 +26,13 @@ def password_sockets_reauthenticate(sender: Any, request: Any = None, user: Any 
     member_id = getattr(getattr(user, "member", None), "pk", None)
     if member_id is not None:
         member_session_sockets_reauthenticate(member_id=member_id)
+
+
+def membership_sockets_close(sender: Any, member_id: int, **kwargs: Any) -> None:
+    """``members.signals.membership_deactivated``: live sockets belong to active members only."""
+    member_sockets_close(member_id=member_id)
+
+
+def token_sockets_close(sender: Any, token_id: int, **kwargs: Any) -> None:
+    """``members.signals.api_token_revoked``: the sockets opened with that token close."""
+    credential_sockets_close(kind="token", key=token_id)

@@ -15,13 +15,13 @@ import logging
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
-from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import transaction
 
 from apps.common.clock import format_instant
 from apps.common.exceptions import Conflict
+from apps.common.intervals import coop_zone, floor_to_interval, interval_length
 from apps.ledger import selectors as ledger_selectors
 from apps.ledger import services as ledger
 from apps.ledger.choices import CoopAccount
@@ -39,10 +39,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 LEDGER_KIND = "settlement"
-
-
-def _interval_length() -> dt.timedelta:
-    return dt.timedelta(minutes=settings.MARKET_INTERVAL_MINUTES)
 
 
 def rule_set_current() -> RuleSet:
@@ -83,7 +79,7 @@ def _estimate_missing(start: dt.datetime, member_ids: set[int]) -> dict[int, tup
     """Import and export of members without data, from their like-day history (forecast)."""
     if not member_ids:
         return {}
-    tz = ZoneInfo(settings.TIME_ZONE)
+    tz = coop_zone()
     history = meter_selectors.members_interval_energy(
         start=start - dt.timedelta(days=forecast.LOOKBACK_DAYS), end=start
     )
@@ -98,7 +94,7 @@ def _estimate_missing(start: dt.datetime, member_ids: set[int]) -> dict[int, tup
 
 def interval_inputs(*, start: dt.datetime) -> IntervalInputs:
     """Everything the interval's settlement is computed from (a handful of grouped queries)."""
-    end = start + _interval_length()
+    end = start + interval_length()
     energy = meter_selectors.members_interval_energy(start=start, end=end)
     trades = market_selectors.trade_totals_by_member(start=start)
     population = meter_selectors.members_with_main_meters(start=start, end=end) | set(trades) | set(energy)
@@ -191,7 +187,7 @@ class SettleReport:
 
 def interval_settle(*, start: dt.datetime, now: dt.datetime) -> SettleReport:
     """Settle the interval once; a second call (or a concurrent one) books nothing."""
-    if start + _interval_length() > now:
+    if start + interval_length() > now:
         raise Conflict("The interval has not ended yet.", code="interval_not_ended")
     report = SettleReport(interval_start=start)
     rule_set = rule_set_current()
@@ -384,7 +380,7 @@ def _seal() -> None:
 
 
 def _readings_in(start: dt.datetime) -> bool:
-    end = start + _interval_length()
+    end = start + interval_length()
     expected = meter_selectors.members_with_main_meters(start=start, end=end)
     present = set(meter_selectors.members_interval_energy(start=start, end=end))
     return expected <= present
@@ -393,7 +389,7 @@ def _readings_in(start: dt.datetime) -> bool:
 def intervals_settle_due(*, now: dt.datetime, limit: int = 200) -> list[SettleReport]:
     """Settle, oldest first, every ended interval whose readings are in, or whose cutoff
     (SETTLEMENT_CUTOFF_MINUTES after its end) has passed, estimating what is missing."""
-    step = _interval_length()
+    step = interval_length()
     cutoff = dt.timedelta(minutes=settings.SETTLEMENT_CUTOFF_MINUTES)
     last = SettledInterval.objects.order_by("-interval_start").values_list("interval_start", flat=True).first()
     earliest = now - dt.timedelta(hours=settings.SETTLEMENT_LOOKBACK_HOURS)
@@ -402,8 +398,7 @@ def intervals_settle_due(*, now: dt.datetime, limit: int = 200) -> list[SettleRe
         return []
     earliest = max(earliest, first_meter)
     start = max(last + step, earliest) if last else earliest
-    minutes = settings.MARKET_INTERVAL_MINUTES
-    start = start.replace(minute=start.minute - start.minute % minutes, second=0, microsecond=0)
+    start = floor_to_interval(start)
     reports: list[SettleReport] = []
     while start + step <= now and len(reports) < limit:
         if not (now >= start + step + cutoff or _readings_in(start)):

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from zoneinfo import ZoneInfo
 
-from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from apps.common import clock
+from apps.common.intervals import coop_zone
 from apps.ledger.selectors import member_balance, member_ledger_export
 from apps.settlement.selectors import rule_set_get, settlement_days_for_member, settlements_for_member
 
@@ -24,7 +23,7 @@ def statement(request: HttpRequest) -> HttpResponse:
     member = getattr(request.user, "member", None)
     if member is None:
         raise Http404("No membership.")
-    tz = ZoneInfo(settings.TIME_ZONE)
+    tz = coop_zone()
     since = clock.now() - dt.timedelta(days=DAYS_SHOWN)
     context = {
         "balance": member_balance(member=member),

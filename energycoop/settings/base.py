@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "apps.billing",
     "apps.grid",
     "apps.realtime",
+    "apps.portal",
 ]
 
 MIDDLEWARE = [

@@ -173,7 +173,7 @@ def demo_history_backfill(*, days: int) -> int:
     """``days`` of simulated meter history for the demo meters that have none yet, written
     through the meters' bulk ingest service, then their rollups. Returns the readings stored."""
     from apps.meters.services import rollups_drain
-    from apps.meters.simulator import history_backfill
+    from apps.portal.simulator import history_backfill
 
     readings = history_backfill(days=days, serial_prefix="DEMO-")
     rollups_drain()

@@ -4,8 +4,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.common.api.permissions import IsMember
-from apps.members.api.serializers import MeOutputSerializer
 from apps.meters.selectors import meters_for_member
+from apps.portal.api.serializers import MeOutputSerializer
 
 
 class MeView(APIView):

@@ -10,8 +10,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from apps.common import clock
-from apps.market.services import market_history_replay
-from apps.members.demo import DEMO_PASSWORD, demo_community_seed, demo_history_backfill
+from apps.portal.demo import DEMO_PASSWORD, demo_community_seed, demo_history_backfill
+from apps.portal.replay import market_history_replay
 
 
 class Command(BaseCommand):

@@ -24,13 +24,13 @@ import datetime as dt
 import math
 import random
 import warnings
-import zoneinfo
 from dataclasses import dataclass, field
 
 import numpy as np
 from django.conf import settings
 
 from apps.assets.choices import AssetKind
+from apps.common.intervals import coop_zone
 from apps.meters import store
 from apps.meters.choices import MeterRole
 from apps.meters.models import Meter
@@ -117,7 +117,7 @@ def _household_profile_kw(starts_utc: list[dt.datetime]) -> np.ndarray:
     import pandas as pd
     from demandlib import bdew
 
-    zone = zoneinfo.ZoneInfo(settings.TIME_ZONE)
+    zone = coop_zone()
     local = [s.astimezone(zone).replace(tzinfo=None) for s in starts_utc]
     first = min(local).replace(hour=0, minute=0)
     days = (max(local) - first).days + 2
@@ -166,7 +166,7 @@ def readings_simulate(
     poa = _clear_sky_ghi(starts, step_seconds)
     hours = step_seconds / 3600
     out: dict[int, list[dict]] = {}
-    zone = zoneinfo.ZoneInfo(settings.TIME_ZONE)
+    zone = coop_zone()
     local_hours = [s.astimezone(zone).hour + s.astimezone(zone).minute / 60 for s in starts]
     months = [s.astimezone(zone).month for s in starts]
     for home in households:
@@ -235,7 +235,8 @@ def history_backfill(*, days: int, serial_prefix: str = "", now: dt.datetime | N
     service, 10,000 readings a call. Meters that already have readings are left to the live
     simulator. Returns the readings accepted."""
     from apps.common import clock
-    from apps.meters.services import MAX_READINGS_PER_REQUEST, interval_seconds, readings_ingest
+    from apps.common.intervals import interval_seconds
+    from apps.meters.services import MAX_READINGS_PER_REQUEST, readings_ingest
 
     step = interval_seconds()
     now = now or clock.now()

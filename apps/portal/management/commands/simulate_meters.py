@@ -21,9 +21,10 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import DatabaseError
 
 from apps.common import clock
+from apps.common.intervals import interval_seconds
 from apps.meters import store
-from apps.meters.services import MAX_READINGS_PER_REQUEST, interval_seconds, meter_key_rotate
-from apps.meters.simulator import Household, households_load, readings_simulate
+from apps.meters.services import MAX_READINGS_PER_REQUEST, meter_key_rotate
+from apps.portal.simulator import Household, households_load, readings_simulate
 
 
 class Command(BaseCommand):

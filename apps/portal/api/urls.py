@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apps.members.api import views
+from apps.portal.api import views
 
 urlpatterns = [
     path("me/", views.MeView.as_view(), name="api-me"),
