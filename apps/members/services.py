@@ -14,6 +14,7 @@ from django.utils import timezone
 from apps.common.exceptions import Conflict, NotFound, ValidationFailed
 from apps.common.keys import key_hash, key_new
 from apps.members.choices import STATUS_TRANSITIONS, MemberStatus, Role
+from apps.members.locks import api_token_lock, member_lock
 from apps.members.models import ApiToken, Member, MemberStatusChange, User
 from apps.members.signals import api_token_revoked, membership_deactivated
 
@@ -146,7 +147,7 @@ def member_for_new_signup(*, user: User) -> Member:
 def member_set_status(*, member: Member, to_status: str, by: User | None = None, reason: str = "") -> Member:
     """Move a membership along an allowed transition and record it."""
     with transaction.atomic():
-        locked = Member.objects.select_for_update().get(pk=member.pk)
+        locked = member_lock(member_id=member.pk)
         if to_status not in STATUS_TRANSITIONS[locked.status]:
             raise Conflict(
                 f"A membership cannot go from {locked.status} to {to_status}.", code="invalid_status_transition"
@@ -190,7 +191,7 @@ def api_token_create(*, user: User, name: str) -> tuple[ApiToken, str]:
 def api_token_revoke(*, user: User, token_id: int) -> ApiToken:
     """Revoke one of the user's own tokens; someone else's token is 'not found'."""
     with transaction.atomic():
-        token = ApiToken.objects.select_for_update().filter(pk=token_id, user=user).first()
+        token = api_token_lock(token_id=token_id, user=user)
         if token is None:
             raise NotFound("No such token.")
         if token.revoked_at is None:

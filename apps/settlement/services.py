@@ -31,6 +31,7 @@ from apps.market import services as market_services
 from apps.members.models import Member
 from apps.meters import selectors as meter_selectors
 from apps.settlement import rules
+from apps.settlement.locks import settled_interval_lock
 from apps.settlement.models import CorrectionCursor, MemberSettlement, RuleSet, SettledInterval
 
 if TYPE_CHECKING:
@@ -345,7 +346,7 @@ def interval_resettle(*, start: dt.datetime, now: dt.datetime) -> SettleReport:
     of the standing transaction and a new revision). Nothing changed: nothing booked."""
     report = SettleReport(interval_start=start)
     with transaction.atomic():
-        row = SettledInterval.objects.select_for_update().filter(interval_start=start).first()
+        row = settled_interval_lock(start=start)
         if row is None:
             return report
         inputs = interval_inputs(start=start)
