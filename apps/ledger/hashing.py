@@ -23,11 +23,12 @@ from decimal import Decimal
 from json.encoder import encode_basestring_ascii as _json_str  # the C encoder json.dumps uses
 from typing import Any
 
+from apps.common.units import MONEY_PLACES
+
 HASH_VERSION = 1
 GENESIS_HASH = "0" * 64
 _LEAF_PREFIX = b"\x00"
 _NODE_PREFIX = b"\x01"
-_PLACES = Decimal("0.0001")
 
 
 def canonical_json(value: Any) -> bytes:
@@ -47,7 +48,7 @@ def instant_canonical(value: dt.datetime) -> str:
 
 def amount_canonical(value: Decimal) -> str:
     """A 4-decimal amount as a plain string: ``-12.3400``."""
-    return format(value.quantize(_PLACES), "f")
+    return format(value.quantize(MONEY_PLACES), "f")
 
 
 def transaction_content(

@@ -175,7 +175,7 @@ class Block(AppendOnlyModel):
     )
     # Bookkeeping for the next seal on PostgreSQL, not hashed: every transaction written by a
     # database transaction older than this id was committed (or rolled back) before this
-    # block was sealed, so the next seal looks only at newer writers (store.pending_for_seal).
+    # block was sealed, so the next seal looks only at newer writers (PostgresLedgerStore.pending_for_seal).
     pending_from_xid = models.BigIntegerField(null=True, blank=True, editable=False)
 
     class Meta:

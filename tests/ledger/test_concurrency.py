@@ -199,7 +199,7 @@ import django
 django.setup()
 from decimal import Decimal
 from django.db import transaction
-from apps.ledger import store
+from apps.ledger.store import PostgresLedgerStore
 from apps.ledger.models import Account
 from apps.ledger.services import TransactionSpec, transactions_post_many
 from tests.ledger.conftest import OCCURRED_AT
@@ -220,7 +220,7 @@ if sys.argv[3] == "between-tables":
     def stall(*args, **kwargs):
         print("transactions inserted", flush=True)
         time.sleep(120)
-    store.postings_insert = stall
+    PostgresLedgerStore.postings_insert = stall
     transactions_post_many(entries=entries)
 else:
     # Stop inside the caller's transaction, after the service returned.
