@@ -5,9 +5,10 @@
 
 Sections (run in the order given; add one by writing a function and listing it in
 SECTIONS):
-  engine  the pure engine (apps/market/clearing.py) at each size, beside the pure-Python
-          sort-and-walk baseline on the same books in the same run, and pymarket's 'huang'
-          auction where it finishes (it needs pandas<3, so it runs in its own interpreter:
+  engine  the pure engine (apps/market/matching.py) at each size, beside the pure-Python
+          sort-and-walk baseline (tests/market/reference_walk.py) on the same books in the
+          same run, and pymarket's 'huang' auction where it finishes (it needs pandas<3, so it
+          runs in its own interpreter:
           --pymarket-python, $PYMARKET_PYTHON, or /tmp/pymarket-venv/bin/python; set one up
           with `python3 -m venv /tmp/pymarket-venv && /tmp/pymarket-venv/bin/pip install
           pymarket "pandas<3"`).
@@ -107,7 +108,8 @@ def pymarket_run(python: str, columns: dict[str, np.ndarray], timeout_s: float) 
 
 
 def engine_section(args: argparse.Namespace) -> None:
-    from apps.market.clearing import Book, clear_book, price_from_scaled, walk_rows
+    from apps.market.matching import Book, clear_book, price_from_scaled
+    from tests.market.reference_walk import walk_rows
 
     print("== engine: clearing one book, in memory ==")
     print(

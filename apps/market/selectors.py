@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from django.db.models import Count, QuerySet, Sum
 
+from apps.common.intervals import is_aligned
 from apps.market import timing
 from apps.market.choices import IntervalState, OrderStatus, Side
 from apps.market.models import ClearingResult, Interval, Order, Trade
@@ -106,7 +107,7 @@ def result_for(*, start: dt.datetime, now: dt.datetime) -> IntervalResult | None
             mechanism=result.mechanism,
         )
     if (
-        timing.is_aligned(start)
+        is_aligned(start)
         and timing.gate_is_closed(start, now)
         and not Order.objects.filter(interval__start=start).exists()
     ):
@@ -177,6 +178,15 @@ def intervals_list(*, now: dt.datetime, state: str | None = None, limit: int = 1
                 )
             )
     return rows[:limit] if state else rows
+
+
+def cleared_interval_starts(*, start: dt.datetime, end: dt.datetime) -> set[dt.datetime]:
+    """The starts in [start, end) of the intervals that have a clearing result."""
+    return set(
+        ClearingResult.objects.filter(interval__start__gte=start, interval__start__lt=end).values_list(
+            "interval__start", flat=True
+        )
+    )
 
 
 def recent_prices(*, limit: int = 96) -> list[ClearingResult]:

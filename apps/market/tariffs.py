@@ -6,11 +6,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db.models import Q
 
+from apps.common.intervals import coop_zone
 from apps.market.models import DynamicPrice, TariffSchedule
 
 
@@ -49,7 +49,7 @@ def _schedule_applies(schedule: TariffSchedule, local: dt.datetime) -> bool:
 
 def tariff_for(start: dt.datetime) -> Tariff:
     """The tariff for the interval starting at ``start`` (UTC)."""
-    local = start.astimezone(ZoneInfo(settings.TIME_ZONE))
+    local = start.astimezone(coop_zone())
     day = local.date()
     base = _defaults()
     candidates = TariffSchedule.objects.filter(

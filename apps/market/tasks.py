@@ -7,8 +7,7 @@ import logging
 from celery import shared_task
 
 from apps.common import clock
-from apps.market.autotrade import auto_orders_run
-from apps.market.services import intervals_clear_due
+from apps.market.services import auto_orders_run, intervals_clear_due
 
 logger = logging.getLogger(__name__)
 

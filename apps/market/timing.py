@@ -1,4 +1,9 @@
-"""Interval arithmetic: length, alignment to the hour, gate closure, the opening horizon."""
+"""Market timing on the interval grid: gate closure and the opening horizon.
+
+The grid itself (length, alignment, flooring) is ``apps.common.intervals``; this module only
+adds what the market decides about it: when an interval stops taking orders and how far
+ahead the market opens.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,8 @@ import datetime as dt
 from dataclasses import dataclass
 
 from django.conf import settings
+
+from apps.common.intervals import floor_to_interval, interval_length
 
 
 @dataclass(frozen=True)
@@ -15,28 +22,12 @@ class IntervalTimes:
     gate_closure: dt.datetime
 
 
-def interval_length() -> dt.timedelta:
-    return dt.timedelta(minutes=settings.MARKET_INTERVAL_MINUTES)
-
-
-def is_aligned(start: dt.datetime) -> bool:
-    """On the interval grid, aligned to the hour (UTC)."""
-    minutes = settings.MARKET_INTERVAL_MINUTES
-    return start.second == 0 and start.microsecond == 0 and (start.minute % minutes == 0) and 60 % minutes == 0
-
-
 def interval_times(start: dt.datetime) -> IntervalTimes:
     return IntervalTimes(
         start=start,
         end=start + interval_length(),
         gate_closure=start - dt.timedelta(minutes=settings.MARKET_GATE_CLOSURE_MINUTES),
     )
-
-
-def floor_to_interval(at: dt.datetime) -> dt.datetime:
-    minutes = settings.MARKET_INTERVAL_MINUTES
-    at = at.astimezone(dt.UTC)
-    return at.replace(minute=at.minute - at.minute % minutes, second=0, microsecond=0)
 
 
 def horizon_end(now: dt.datetime) -> dt.datetime:

@@ -5,9 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -16,6 +14,7 @@ from django.views.decorators.http import require_POST
 
 from apps.common import clock
 from apps.common.exceptions import DomainError
+from apps.common.intervals import coop_zone, local_day_bounds, local_midnight
 from apps.market import selectors, services, timing
 from apps.market.forms import OrderForm, TradeFilterForm
 
@@ -59,7 +58,7 @@ def market(request: HttpRequest) -> HttpResponse:
     member = _member_or_none(request)
     now = clock.now()
     starts = timing.open_interval_starts(now, limit=ORDER_INTERVALS)
-    tz = ZoneInfo(settings.TIME_ZONE)
+    tz = coop_zone()
     choices = [(clock.format_instant(s), f"{s.astimezone(tz):%a %H:%M}") for s in starts]
     form = OrderForm(request.POST or None, interval_choices=choices)
     if request.method == "POST" and member is not None and form.is_valid():
@@ -123,13 +122,10 @@ def trades(request: HttpRequest) -> HttpResponse:
     rows = []
     if member is not None and (not request.GET or form.is_valid()):
         data = form.cleaned_data if form.is_bound else {}
-        tz = ZoneInfo(settings.TIME_ZONE)
-        start_from = dt.datetime.combine(data["date_from"], dt.time(), tzinfo=tz) if data.get("date_from") else None
-        start_to = (
-            dt.datetime.combine(data["date_to"] + dt.timedelta(days=1), dt.time(), tzinfo=tz)
-            if data.get("date_to")
-            else None
-        )
+        day_from, day_to = data.get("date_from"), data.get("date_to")
+        # Local days: from the start of date_from to the end of date_to, either end open.
+        start_from = local_midnight(day_from) if day_from else None
+        start_to = local_day_bounds(day_to)[1] if day_to else None
         rows = selectors.trades_for_member(
             member=member, start_from=start_from, start_to=start_to, side=data.get("side") or None
         )

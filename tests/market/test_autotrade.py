@@ -9,10 +9,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from apps.market import forecast
-from apps.market.autotrade import auto_orders_run
 from apps.market.choices import OrderSource, OrderStatus, Side
 from apps.market.models import Order, TradingPreference
-from apps.market.services import order_input_parse, order_submit
+from apps.market.services import auto_orders_run, order_input_parse, order_submit
 from tests.conftest import race
 from tests.factories import member_make, meter_make
 from tests.market.conftest import NEXT, NOW, iso

@@ -7,10 +7,10 @@ from decimal import Decimal
 import pytest
 from django.core.management import call_command
 
-from apps.market import services
+from apps.common.exceptions import Conflict
 from apps.market.choices import IntervalState, Mechanism, OrderStatus
 from apps.market.models import ClearingResult, Interval, Order, Trade
-from apps.market.services import interval_clear, order_input_parse, order_submit
+from apps.market.services import clearing, interval_clear, order_input_parse, order_submit
 from tests.conftest import race, sigkill_mid_transaction
 from tests.factories import member_make, meter_make
 from tests.market.conftest import NEXT, NOW, iso
@@ -104,7 +104,7 @@ def test_pay_as_bid_prices_each_side_at_its_own_limit():
 @pytest.mark.django_db
 def test_clearing_before_gate_closure_is_refused():
     _book()
-    with pytest.raises(services.Conflict):
+    with pytest.raises(Conflict):
         interval_clear(start=NEXT, now=NOW)
     assert not ClearingResult.objects.exists()
 
@@ -138,7 +138,7 @@ def test_a_failure_half_way_leaves_nothing_and_the_rerun_completes(monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("worker died half-way")
 
-    monkeypatch.setattr(services, "_orders_write", boom)
+    monkeypatch.setattr(clearing, "_orders_write", boom)
     with pytest.raises(RuntimeError):
         interval_clear(start=NEXT, now=NEXT)
     assert not Trade.objects.exists() and not ClearingResult.objects.exists()
@@ -153,7 +153,7 @@ def test_a_failure_half_way_leaves_nothing_and_the_rerun_completes(monkeypatch):
 def test_sigkill_mid_clearing_leaves_nothing_half_written(tmp_path):
     _book()
     recorded = sigkill_mid_transaction(
-        module="apps.market.services",
+        module="apps.market.services.clearing",
         step="_trades_write",
         call=f"interval_clear(start=parse_instant({iso(NEXT)!r}), now=parse_instant({iso(NEXT)!r}))",
         marker=tmp_path / "trades-written",

@@ -1,6 +1,6 @@
-"""The clearing engine (apps/market/clearing.py): the rule on worked books, the edge cases,
+"""The matching engine (apps/market/matching.py): the rule on worked books, the edge cases,
 and its invariants under Hypothesis, the NumPy engine checked against the pure-Python
-sort-and-walk. No database: the engine is pure."""
+sort-and-walk (tests/market/reference_walk.py). No database: the engine is pure."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from apps.market.clearing import (
+from apps.market.matching import (
     Book,
     ClearingResult,
     Mechanism,
@@ -22,12 +22,11 @@ from apps.market.clearing import (
     Side,
     clear,
     clear_book,
-    clear_reference,
     price_from_scaled,
     price_to_scaled,
-    walk_rows,
 )
 from tests.conftest import ROOT
+from tests.market.reference_walk import clear_reference, walk_rows
 
 BUY, SELL = Side.BUY, Side.SELL
 MECHANISMS = list(Mechanism)
@@ -270,7 +269,7 @@ def test_book_from_arrays_checks_its_columns() -> None:
 
 
 def test_the_engine_imports_without_django() -> None:
-    code = "import sys, apps.market.clearing; assert not any(m.startswith('django') for m in sys.modules)"
+    code = "import sys, apps.market.matching; assert not any(m.startswith('django') for m in sys.modules)"
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, env={"PATH": "/usr/bin:/bin"})
 
 

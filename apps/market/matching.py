@@ -1,8 +1,8 @@
-"""The clearing engine: one interval's order book in, trades and the result out.
+"""The matching engine: one interval's order book in, trades and the result out.
 
-Pure on purpose: no Django, no database, no clock. The market services load the book,
-call `clear_book` (or `clear`) and write what comes back; the same book always gives the
-same output, whatever order its orders arrive in.
+Pure on purpose: no Django, no database, no clock (import-linter keeps it so). The market
+services load the book, call `clear_book` (or `clear`) and write what comes back; the same
+book always gives the same output, whatever order its orders arrive in.
 
 The rule (DESIGN.md, "Market"): a uniform-price double auction. Bids are ranked by
 price descending, offers by price ascending, each then by submission time and then by
@@ -16,14 +16,15 @@ the coop's market account. Nothing matched: no trades and no price.
 
 Prices travel as integers in units of 10^-5 currency/kWh (`PRICE_SCALE`), energy as
 integer Wh, so the hot path is exact NumPy int64 arithmetic and never touches a float.
-`clear_reference` is the same rule as a plain sort-and-walk in pure Python: the baseline
-of bench/clearing.py and the oracle of the differential tests.
+The same rule as a plain sort-and-walk in pure Python lives beside the tests
+(``tests/market/reference_walk.py``): the oracle of the differential tests and the
+baseline of bench/clearing.py.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -31,6 +32,8 @@ from types import MappingProxyType
 from typing import Any
 
 import numpy as np
+
+from apps.common.units import PRICE_DECIMAL_PLACES, PRICE_PLACES, energy_amount
 
 __all__ = [
     "MAX_ABS_PRICE_SCALED",
@@ -43,17 +46,14 @@ __all__ = [
     "Order",
     "Side",
     "Trade",
-    "WalkClearing",
     "clear",
     "clear_book",
-    "clear_reference",
     "price_from_scaled",
     "price_to_scaled",
     "priority_time",
-    "walk_rows",
 ]
 
-PRICE_DECIMALS = 5
+PRICE_DECIMALS = PRICE_DECIMAL_PLACES
 PRICE_SCALE = 10**PRICE_DECIMALS
 # |limit price| below 10^9 per kWh keeps every scaled price, its negation and the sum of
 # two of them far inside int64.
@@ -62,8 +62,6 @@ _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MICROSECOND = timedelta(microseconds=1)
-_PRICE_QUANTUM = Decimal(1).scaleb(-PRICE_DECIMALS)
-_AMOUNT_QUANTUM = Decimal("0.0001")
 
 
 class Side(enum.StrEnum):
@@ -94,7 +92,7 @@ def price_to_scaled(price: Decimal) -> int:
 
 def price_from_scaled(value: int) -> Decimal:
     """The Decimal price, always with exactly 5 decimal places, of a scaled integer."""
-    return Decimal(int(value)).scaleb(-PRICE_DECIMALS).quantize(_PRICE_QUANTUM)
+    return Decimal(int(value)).scaleb(-PRICE_DECIMALS).quantize(PRICE_PLACES)
 
 
 def priority_time(submitted_at: datetime | int) -> int:
@@ -119,10 +117,6 @@ def _midpoint_scaled(bid_scaled: int, offer_scaled: int) -> int:
     if total % 2 and half % 2:
         half += 1  # exactly halfway: take the even neighbour
     return half
-
-
-def _money(quantity_wh: int, price: Decimal) -> Decimal:
-    return (Decimal(quantity_wh) * price / 1000).quantize(_AMOUNT_QUANTUM)
 
 
 # --- Public plain-data types ------------------------------------------------------------
@@ -167,11 +161,11 @@ class Trade:
 
     @property
     def buyer_amount(self) -> Decimal:
-        return _money(self.quantity_wh, self.buyer_price)
+        return energy_amount(self.quantity_wh, self.buyer_price)
 
     @property
     def seller_amount(self) -> Decimal:
-        return _money(self.quantity_wh, self.seller_price)
+        return energy_amount(self.quantity_wh, self.seller_price)
 
     @property
     def spread_amount(self) -> Decimal:
@@ -482,8 +476,8 @@ def clear_book(book: Book, *, mechanism: Mechanism = Mechanism.PAY_AS_CLEAR) -> 
     first[0] = True
     np.not_equal(points[1:], points[:-1], out=first[1:])
     # The buyer of a step is the number of bid points before it; the seller likewise.
-    buyer = (np.cumsum(from_bid) - from_bid)[first]
-    seller = (np.cumsum(~from_bid) - ~from_bid)[first]
+    buyer: np.ndarray = (np.cumsum(from_bid) - from_bid)[first]
+    seller: np.ndarray = (np.cumsum(~from_bid) - ~from_bid)[first]
     points = points[first]
     quantity = np.diff(points, prepend=0)
 
@@ -513,100 +507,3 @@ def clear_book(book: Book, *, mechanism: Mechanism = Mechanism.PAY_AS_CLEAR) -> 
 def clear(orders: Iterable[Order], *, mechanism: Mechanism = Mechanism.PAY_AS_CLEAR) -> ClearingResult:
     """Clear a book of `Order`s with the NumPy engine."""
     return clear_book(Book.from_orders(orders), mechanism=mechanism).to_result()
-
-
-# --- The pure-Python reference --------------------------------------------------------
-
-Row = tuple[int, bool, int, int, int]  # order_id, is_buy, quantity_wh, price_scaled, submitted
-
-
-@dataclass(frozen=True, slots=True)
-class WalkClearing:
-    """`walk_rows`'s output in plain ints: trades as (buy id, sell id, Wh, buyer price,
-    seller price) tuples with scaled prices, fills for matched orders only."""
-
-    mechanism: Mechanism
-    price_scaled: int | None
-    volume_wh: int
-    bids_wh: int
-    offers_wh: int
-    trades: list[tuple[int, int, int, int, int]]
-    filled_wh: dict[int, int]
-
-    def to_result(self, order_ids: Iterable[int]) -> ClearingResult:
-        """The result, with a 0 fill for every order of `order_ids` that did not trade."""
-        filled = dict.fromkeys(order_ids, 0)
-        filled.update(self.filled_wh)
-        return _result(
-            mechanism=self.mechanism,
-            price_scaled=self.price_scaled,
-            volume_wh=self.volume_wh,
-            bids_wh=self.bids_wh,
-            offers_wh=self.offers_wh,
-            trades=self.trades,
-            filled=filled.items(),
-        )
-
-
-def walk_rows(rows: Sequence[Row], *, mechanism: Mechanism = Mechanism.PAY_AS_CLEAR) -> WalkClearing:
-    """The rule as a straightforward sort-and-walk over plain tuples (rows are trusted)."""
-    mechanism = Mechanism(mechanism)
-    bids = sorted((row for row in rows if row[1]), key=lambda row: (-row[3], row[4], row[0]))
-    offers = sorted((row for row in rows if not row[1]), key=lambda row: (row[3], row[4], row[0]))
-    trades: list[tuple[int, int, int, int, int]] = []
-    filled: dict[int, int] = {}
-    volume_wh = 0
-    i = j = 0
-    bid_left = bids[0][2] if bids else 0
-    offer_left = offers[0][2] if offers else 0
-    last_bid = last_offer = None
-    while i < len(bids) and j < len(offers):
-        bid, offer = bids[i], offers[j]
-        if bid[3] < offer[3]:
-            break
-        quantity = min(bid_left, offer_left)
-        trades.append((bid[0], offer[0], quantity, bid[3], offer[3]))
-        filled[bid[0]] = filled.get(bid[0], 0) + quantity
-        filled[offer[0]] = filled.get(offer[0], 0) + quantity
-        volume_wh += quantity
-        last_bid, last_offer = bid, offer
-        bid_left -= quantity
-        offer_left -= quantity
-        if not bid_left:
-            i += 1
-            bid_left = bids[i][2] if i < len(bids) else 0
-        if not offer_left:
-            j += 1
-            offer_left = offers[j][2] if j < len(offers) else 0
-    price_scaled = None
-    if last_bid is not None and last_offer is not None:
-        price_scaled = _midpoint_scaled(last_bid[3], last_offer[3])
-        if mechanism is Mechanism.PAY_AS_CLEAR:
-            trades = [(buy_id, sell_id, q, price_scaled, price_scaled) for buy_id, sell_id, q, _, _ in trades]
-    return WalkClearing(
-        mechanism=mechanism,
-        price_scaled=price_scaled,
-        volume_wh=volume_wh,
-        bids_wh=sum(bid[2] for bid in bids),
-        offers_wh=sum(offer[2] for offer in offers),
-        trades=trades,
-        filled_wh=filled,
-    )
-
-
-def clear_reference(orders: Iterable[Order], *, mechanism: Mechanism = Mechanism.PAY_AS_CLEAR) -> ClearingResult:
-    """Clear a book of `Order`s with the pure-Python sort-and-walk (no NumPy)."""
-    orders = tuple(orders)
-    if len({order.id for order in orders}) != len(orders):
-        raise ValueError("order ids must be unique")
-    rows = [
-        (
-            order.id,
-            order.side is Side.BUY,
-            order.quantity_wh,
-            price_to_scaled(order.limit_price),
-            priority_time(order.submitted_at),
-        )
-        for order in orders
-    ]
-    return walk_rows(rows, mechanism=mechanism).to_result(order.id for order in orders)

@@ -5,7 +5,9 @@ active member with a main meter whose trading is not paused, and every interval 
 ``AUTOTRADE_INTERVALS`` whose gate is open and that holds no order of the member's own, the
 forecast surplus is offered and the forecast deficit bid for. Safe to run twice and at once:
 each member is reconciled under its row lock, reading its orders only after taking it, so a
-second run finds the first run's orders and leaves them be.
+second run finds the first run's orders and leaves them be. Every other lock (the interval
+FOR SHARE, then the order) is taken by the order services, one interval at a time, in the
+order ``apps.market.locks`` documents.
 """
 
 from __future__ import annotations
@@ -14,23 +16,18 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import transaction
 
-from apps.common.exceptions import DomainError
-from apps.market import forecast, timing
+from apps.common.exceptions import DomainError, ValidationFailed
+from apps.common.intervals import coop_zone
+from apps.common.units import PRICE_DECIMAL_PLACES, is_price, price_round
+from apps.market import forecast, locks, timing
 from apps.market.choices import OrderSource, OrderStatus, Side
 from apps.market.models import Order, TradingPreference
-from apps.market.services import (
-    OrderInput,
-    _cancel,
-    interval_get_or_create,
-    members_capacity_wh,
-    order_amend,
-    order_submit,
-)
+from apps.market.services.intervals import interval_get_or_create
+from apps.market.services.orders import OrderInput, members_capacity_wh, order_amend, order_submit, order_withdraw
 from apps.members.choices import MemberStatus
 from apps.members.models import Member
 from apps.meters.choices import MeterRole
@@ -69,7 +66,7 @@ def _limit(side: str, preference: TradingPreference | None, feed_in: Decimal, re
     else:
         wanted = preference.buy_max_price if preference and preference.buy_max_price is not None else None
         price = wanted if wanted is not None else retail - band * DEFAULT_BAND_SHARE
-    return min(max(price, feed_in), retail).quantize(Decimal("0.00001"))
+    return price_round(min(max(price, feed_in), retail))
 
 
 def auto_orders_run(*, now: dt.datetime, intervals: int | None = None, publish: bool = True) -> AutoTradeReport:
@@ -79,15 +76,15 @@ def auto_orders_run(*, now: dt.datetime, intervals: int | None = None, publish: 
     report = AutoTradeReport()
     if not starts:
         return report
-    tz = ZoneInfo(settings.TIME_ZONE)
+    tz = coop_zone()
     history_from = starts[0] - dt.timedelta(days=forecast.LOOKBACK_DAYS)
     history = members_interval_energy(start=history_from, end=starts[0])
     preferences = {p.member_id: p for p in TradingPreference.objects.all()}
-    members = Member.objects.filter(
+    trading = Member.objects.filter(
         status=MemberStatus.ACTIVE, meters__role=MeterRole.MAIN, meters__removed_at__isnull=True
     ).distinct()
     intervals_by_start = {start: interval_get_or_create(start=start) for start in starts}
-    members = list(members.order_by("pk"))
+    members = list(trading.order_by("pk"))
     capacities = members_capacity_wh(member_ids=[m.pk for m in members])
     # Members with a live automated order must be visited even when their forecast is empty now.
     with_live = set(
@@ -126,10 +123,17 @@ def auto_orders_run(*, now: dt.datetime, intervals: int | None = None, publish: 
 
 
 def _member_reconcile(
-    *, member: Member, plans: dict[dt.datetime, Plan | None], now: dt.datetime, report, publish: bool
+    *,
+    member: Member,
+    plans: dict[dt.datetime, Plan | None],
+    now: dt.datetime,
+    report: AutoTradeReport,
+    publish: bool,
 ) -> None:
     with transaction.atomic():
-        member = Member.objects.select_for_update().get(pk=member.pk)
+        member = locks.member_lock(member_id=member.pk)
+        # Read, not locked: under the member's lock only this member's own transactions change
+        # these orders before gate closure; each action below locks what it changes.
         orders = Order.objects.filter(member=member, interval__start__in=list(plans)).select_related("interval")
         manual = {o.interval.start for o in orders if o.source == OrderSource.MANUAL}
         live = {o.interval.start: o for o in orders if o.source == OrderSource.AUTO and o.status == OrderStatus.OPEN}
@@ -139,11 +143,11 @@ def _member_reconcile(
             current = live.get(start)
             if plan is None:
                 if current is not None:
-                    _cancel(current, now=now, detail="forecast no longer calls for it")
+                    order_withdraw(order=current, now=now, detail="forecast no longer calls for it")
                     report.cancelled += 1
                 continue
             if current is not None and current.side != plan.side:
-                _cancel(current, now=now, detail="forecast changed side")
+                order_withdraw(order=current, now=now, detail="forecast changed side")
                 report.cancelled += 1
                 current = None
             if current is None:
@@ -162,3 +166,32 @@ def _member_reconcile(
                 report.amended += 1
             else:
                 report.unchanged += 1
+
+
+def trading_preference_set(
+    *,
+    member: Member,
+    enabled: bool = True,
+    sell_surplus: bool = True,
+    buy_deficit: bool = True,
+    sell_min_price: Decimal | None = None,
+    buy_max_price: Decimal | None = None,
+) -> TradingPreference:
+    """Set a member's automated trading preferences (prices per kWh; None: the band's edge)."""
+    fields: dict[str, list[str]] = {}
+    for name, value in (("sell_min_price", sell_min_price), ("buy_max_price", buy_max_price)):
+        if value is not None and not is_price(value):
+            fields[name] = [f"A decimal with at most {PRICE_DECIMAL_PLACES} places."]
+    if fields:
+        raise ValidationFailed("The preferences are not valid.", fields=fields)
+    preference, _ = TradingPreference.objects.update_or_create(
+        member=member,
+        defaults={
+            "enabled": enabled,
+            "sell_surplus": sell_surplus,
+            "buy_deficit": buy_deficit,
+            "sell_min_price": sell_min_price,
+            "buy_max_price": buy_max_price,
+        },
+    )
+    return preference
