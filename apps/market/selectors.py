@@ -12,7 +12,7 @@ from apps.common.intervals import is_aligned
 from apps.market import timing
 from apps.market.choices import IntervalState, OrderStatus, Side
 from apps.market.models import ClearingResult, Interval, Order, Trade
-from apps.market.tariffs import tariff_for
+from apps.market.tariffs import tariff_for, tariffs_for
 from apps.members.models import Member
 
 
@@ -136,10 +136,11 @@ def intervals_list(*, now: dt.datetime, state: str | None = None, limit: int = 1
     if state in (None, IntervalState.OPEN):
         starts = timing.open_interval_starts(now, limit=limit)
         stored = {i.start: i for i in Interval.objects.filter(start__in=starts)}
+        computed = tariffs_for([s for s in starts if s not in stored])
         for start in starts:
             times = timing.interval_times(start)
             interval = stored.get(start)
-            tariff = interval if interval is not None else tariff_for(start)
+            tariff = interval if interval is not None else computed[start]
             rows.append(
                 IntervalRow(
                     start=start,

@@ -47,16 +47,15 @@ def _schedule_applies(schedule: TariffSchedule, local: dt.datetime) -> bool:
     return clock >= schedule.start_time or clock < end  # across midnight
 
 
-def tariff_for(start: dt.datetime) -> Tariff:
-    """The tariff for the interval starting at ``start`` (UTC)."""
-    local = start.astimezone(coop_zone())
-    day = local.date()
+def _applies_on(schedule: TariffSchedule, day: dt.date) -> bool:
+    return schedule.valid_from <= day and (schedule.valid_until is None or schedule.valid_until >= day)
+
+
+def _tariff_from(local: dt.datetime, schedules: list[TariffSchedule], dynamic: DynamicPrice | None) -> Tariff:
+    """The tariff of one interval from the schedules (best first) and its dynamic price: pure."""
     base = _defaults()
-    candidates = TariffSchedule.objects.filter(
-        Q(valid_until__isnull=True) | Q(valid_until__gte=day), valid_from__lte=day
-    ).order_by("-priority", "-valid_from", "pk")
-    for schedule in candidates:
-        if _schedule_applies(schedule, local):
+    for schedule in schedules:
+        if _applies_on(schedule, local.date()) and _schedule_applies(schedule, local):
             base = Tariff(
                 retail_price=schedule.retail_price,
                 feed_in_price=schedule.feed_in_price,
@@ -66,7 +65,6 @@ def tariff_for(start: dt.datetime) -> Tariff:
                 source=f"schedule:{schedule.pk}",
             )
             break
-    dynamic = DynamicPrice.objects.filter(interval_start=start).first()
     if dynamic is None:
         return base
     return Tariff(
@@ -77,3 +75,24 @@ def tariff_for(start: dt.datetime) -> Tariff:
         coop_fee=dynamic.coop_fee if dynamic.coop_fee is not None else base.coop_fee,
         source=f"dynamic:{dynamic.pk}",
     )
+
+
+def tariffs_for(starts: list[dt.datetime]) -> dict[dt.datetime, Tariff]:
+    """The tariff of each interval start (UTC), in two queries however many starts."""
+    if not starts:
+        return {}
+    zone = coop_zone()
+    locals_ = {start: start.astimezone(zone) for start in starts}
+    first, last = min(v.date() for v in locals_.values()), max(v.date() for v in locals_.values())
+    schedules = list(
+        TariffSchedule.objects.filter(
+            Q(valid_until__isnull=True) | Q(valid_until__gte=first), valid_from__lte=last
+        ).order_by("-priority", "-valid_from", "pk")
+    )
+    dynamic = {d.interval_start: d for d in DynamicPrice.objects.filter(interval_start__in=starts).order_by("pk")}
+    return {start: _tariff_from(local, schedules, dynamic.get(start)) for start, local in locals_.items()}
+
+
+def tariff_for(start: dt.datetime) -> Tariff:
+    """The tariff for the interval starting at ``start`` (UTC)."""
+    return tariffs_for([start])[start]
