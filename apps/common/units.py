@@ -27,7 +27,11 @@ def price_round(value: Decimal) -> Decimal:
 
 def is_price(value: object) -> bool:
     """A Decimal with at most the price's 5 decimal places (what the market accepts)."""
-    return isinstance(value, Decimal) and value.is_finite() and value == value.quantize(PRICE_PLACES)
+    if not isinstance(value, Decimal) or not value.is_finite():
+        return False
+    if abs(value) >= Decimal(10) ** (PRICE_MAX_DIGITS - PRICE_DECIMAL_PLACES):
+        return False  # wider than the price column (and than quantize can hold)
+    return value == value.quantize(PRICE_PLACES)
 
 
 def energy_amount(quantity_wh: int, price_per_kwh: Decimal) -> Decimal:

@@ -250,3 +250,14 @@ def test_operators_publish_dynamic_prices_that_open_intervals_take(api, member):
     assert api.post("/api/v1/market/orders/", order_body(limit_price="0.35000"), format="json").status_code == 201
     # A member token cannot publish prices.
     _error(api.post("/api/v1/market/tariffs/dynamic/", {"prices": []}, format="json"), 403)
+
+
+@pytest.mark.parametrize("price", ["1e30", "100000", "-1E+99", "99999.999999"])
+def test_an_absurd_limit_price_is_a_clear_400(api, price):
+    response = api.post(
+        "/api/v1/market/orders/",
+        {"interval_start": "2030-01-01T00:00:00Z", "side": "buy", "quantity_wh": 100, "limit_price": price},
+        format="json",
+    )
+    assert response.status_code == 400
+    assert "limit_price" in response.json()["error"]["fields"]

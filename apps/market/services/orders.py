@@ -19,7 +19,7 @@ from django.db.models import Sum
 
 from apps.common.exceptions import Conflict, Forbidden, NotFound, Unprocessable, ValidationFailed
 from apps.common.intervals import is_aligned
-from apps.common.units import PRICE_DECIMAL_PLACES, is_price
+from apps.common.units import PRICE_DECIMAL_PLACES, PRICE_MAX_DIGITS, is_price
 from apps.market import locks, timing
 from apps.market.choices import ORDER_TRANSITIONS, IntervalState, OrderEventKind, OrderSource, OrderStatus, Side
 from apps.market.models import Interval, Order, OrderEvent
@@ -80,6 +80,8 @@ def order_input_parse(
             price = None
         if price is None or not price.is_finite():
             fields["limit_price"] = ['A decimal string such as "0.12000".']
+        elif abs(price) >= Decimal(10) ** (PRICE_MAX_DIGITS - PRICE_DECIMAL_PLACES):
+            fields["limit_price"] = ["Out of range: a price per kWh below 100000."]
         elif not is_price(price):
             fields["limit_price"] = [f"At most {PRICE_DECIMAL_PLACES} decimal places."]
     if fields:
