@@ -176,12 +176,13 @@ def rejections_recent(*, since: dt.datetime, limit: int = 200) -> QuerySet[Readi
 
 def meters_latest_readings(*, meter_ids: list[int]) -> dict[int, tuple[dt.datetime, int, int]]:
     """Each meter's latest stored reading ``(ts, import_wh, export_wh)``; meters without one are absent."""
+    from apps.common import intervals
     from apps.meters import store
 
     result = {}
     for mid, (latest, _last_interval) in store.readings_latest(meter_ids=meter_ids).items():
         if latest is not None:
-            result[mid] = (store.EPOCH + dt.timedelta(seconds=latest[0]), latest[1], latest[2])
+            result[mid] = (intervals.from_epoch(latest[0]), latest[1], latest[2])
     return result
 
 

@@ -5,16 +5,15 @@ from __future__ import annotations
 import datetime as dt
 
 import numpy as np
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from apps.common import clock
+from apps.common import clock, intervals
 from apps.common.exceptions import Conflict, ValidationFailed
 from apps.common.keys import key_hash, key_new
 from apps.grid.models import ConnectionPoint
 from apps.members.models import Member
-from apps.meters import ingest, store
+from apps.meters import ingest, locks, rollups, store
 from apps.meters.choices import MeterRole
 from apps.meters.models import Meter
 
@@ -83,7 +82,7 @@ def _key_set(*, meter: Meter) -> str:
 def meter_key_rotate(*, meter: Meter) -> str:
     """A new device key for the meter; the previous key stops working at once."""
     with transaction.atomic():
-        locked = Meter.objects.select_for_update().get(pk=meter.pk)
+        locked = locks.meter_lock(meter_id=meter.pk)
         return _key_set(meter=locked)
 
 
@@ -98,10 +97,6 @@ MAX_READINGS_PER_REQUEST = ingest.MAX_READINGS_PER_REQUEST
 Rejection = ingest.Rejection
 IngestResult = ingest.IngestResult
 readings_envelope_check = ingest.envelope_check
-
-
-def interval_seconds() -> int:
-    return settings.MARKET_INTERVAL_MINUTES * 60
 
 
 def readings_ingest(*, readings: list, meter: Meter | None = None, now: dt.datetime | None = None) -> IngestResult:
@@ -123,7 +118,7 @@ def readings_ingest(*, readings: list, meter: Meter | None = None, now: dt.datet
             readings=readings,
             meter_id=meter.pk if meter is not None else None,
             now=now or clock.now(),
-            step=interval_seconds(),
+            step=intervals.interval_seconds(),
             received_at=timezone.now(),
         )
 
@@ -148,8 +143,8 @@ def meter_swap(
     counted twice. Sub-meters behind the old main meter move behind the new one. Returns the
     new meter and its device key (shown once).
     """
-    step = interval_seconds()
-    if at.tzinfo is None or store.to_ts(at) % step or at.microsecond:
+    step = intervals.interval_seconds()
+    if at.tzinfo is None or intervals.to_epoch(at) % step or at.microsecond:
         raise ValidationFailed("A swap happens at an interval boundary (UTC).", fields={"at": ["Not on the grid."]})
     if at > clock.now():
         raise ValidationFailed("A swap cannot be recorded ahead of time.", fields={"at": ["In the future."]})
@@ -162,12 +157,12 @@ def meter_swap(
         if type(value) is not int or value < 0:
             raise ValidationFailed(f"{name} must be a non-negative integer (Wh).", fields={name: ["Integer Wh >= 0."]})
     with transaction.atomic():
-        old = Meter.objects.select_for_update().select_related("connection_point", "member").get(pk=old_meter.pk)
+        old = locks.meter_lock_for_swap(meter_id=old_meter.pk)
         if old.removed_at is not None:
             raise Conflict(f"Meter {old.serial} was already removed.", code="meter_removed")
         if at <= old.installed_at:
             raise ValidationFailed("The swap must follow the old meter's installation.", fields={"at": ["Too early."]})
-        if store.to_ts(at) < (store.readings_latest(meter_ids=[old.pk])[old.pk][0] or (0,))[0]:
+        if intervals.to_epoch(at) < (store.readings_latest(meter_ids=[old.pk])[old.pk][0] or (0,))[0]:
             raise Conflict(f"Meter {old.serial} has readings after {at:%Y-%m-%d %H:%M}Z.", code="readings_after_swap")
         result = readings_ingest(
             readings=[
@@ -229,9 +224,9 @@ def interval_energy_estimate_quiet(*, now: dt.datetime | None = None, meter_ids:
     recorded as corrections and signalled. Idempotent: only intervals without a value are
     filled; meters are locked as the ingest locks them. Returns the intervals estimated.
     """
-    step = interval_seconds()
+    step = intervals.interval_seconds()
     now = now or clock.now()
-    until = store.to_ts(now - QUIET_ESTIMATE_AFTER) // step * step
+    until = intervals.to_epoch(now - QUIET_ESTIMATE_AFTER) // step * step
     horizon = until - int(QUIET_ESTIMATE_HORIZON.total_seconds())
     queryset = Meter.objects.filter(installed_at__lte=now).exclude(removed_at__lte=now)
     if meter_ids is not None:
@@ -278,10 +273,6 @@ def interval_energy_estimate_quiet(*, now: dt.datetime | None = None, meter_ids:
 
 # --- rollups ------------------------------------------------------------------------------
 
-# pg_advisory_xact_lock key of the rollup drain: one drain at a time, so that two never write
-# the same bucket from different snapshots.
-ROLLUP_LOCK_KEY = 0x6D657465  # "mete"
-
 
 def rollups_refresh(*, limit: int = 5_000) -> int:
     """Bring the rollups of what the oldest ``limit`` backlog entries touched up to date.
@@ -293,18 +284,8 @@ def rollups_refresh(*, limit: int = 5_000) -> int:
     once: drains take turns (an advisory lock on PostgreSQL, the single writer on SQLite).
     Returns how many entries it drained.
     """
-    from apps.meters import rollups
-
     with transaction.atomic():
-        if store.is_postgres():
-            from django.db import connection
-
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ROLLUP_LOCK_KEY])
-                # A batch aggregates up to a million intervals in one go: hash it in memory, and
-                # skip JIT compilation, which costs more (about 0.4 s a batch) than it saves here.
-                cursor.execute("SET LOCAL work_mem = '64MB'")
-                cursor.execute("SET LOCAL jit = off")
+        locks.rollup_drain_lock()
         batch = store.backlog_take(limit=limit)
         if not batch:
             return 0

@@ -8,7 +8,7 @@ import pytest
 
 from apps.common import clock
 from apps.members.choices import Role
-from apps.meters import store
+from apps.meters import rollups, store
 from tests.conftest import bearer
 from tests.factories import member_make, meter_make, token_make
 
@@ -37,9 +37,12 @@ def operator(db):
 
 @pytest.fixture(params=["postgres", "orm"])
 def backend(request, monkeypatch):
-    """Run a test through the PostgreSQL path (COPY, LATERAL) and the portable ORM path."""
+    """Run a test through the PostgreSQL store and recompute (COPY, LATERAL, deltas) and
+    through the portable ORM ones."""
     if request.param == "orm":
-        monkeypatch.setattr(store, "is_postgres", lambda: False)
+        portable_store, portable_rollups = store.PortableReadingStore(), rollups.PortableRollups()
+        monkeypatch.setattr(store, "get", lambda: portable_store)
+        monkeypatch.setattr(rollups, "get", lambda: portable_rollups)
     return request.param
 
 

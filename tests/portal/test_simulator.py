@@ -9,9 +9,9 @@ import pytest
 from django.core.management import call_command
 
 from apps.common import clock
-from apps.portal.management.commands import simulate_meters
 from apps.meters.models import IntervalEnergy, Meter, MeterRollup, Reading, ReadingRejection
 from apps.portal.demo import demo_community_seed, demo_history_backfill
+from apps.portal.management.commands import simulate_meters
 from tests.conftest import bearer
 
 pytestmark = pytest.mark.django_db
